@@ -1,0 +1,135 @@
+"""Typed records that cross module boundaries: chunks, passages, citations, answers.
+
+Every other module speaks these types, so the JSON schema of the CLI is defined here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
+
+
+@dataclass(frozen=True)
+class NoteFile:
+    """One loaded note file; ``lines`` are normalised but map 1:1 to the original lines."""
+
+    path: str  # absolute path on disk
+    rel: str  # path relative to the notes folder (what citations show)
+    lines: tuple[str, ...]
+    title: str = ""
+    sha256: str = ""
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A heading-aware slice of one note file with its exact 1-based line span."""
+
+    file: str
+    heading: str
+    start_line: int
+    end_line: int
+    text: str
+    title: str = ""
+    hash: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.hash:
+            digest = hashlib.sha256(
+                f"{self.file}\x00{self.heading}\x00{self.text}".encode()
+            ).hexdigest()
+            object.__setattr__(self, "hash", digest[:16])
+
+    @property
+    def id(self) -> str:
+        return f"{self.file}:{self.start_line}-{self.end_line}:{self.hash}"
+
+    @property
+    def context_header(self) -> str:
+        """Contextual header embedded with the text (file title and heading path)."""
+        parts = [self.title or self.file]
+        if self.heading:
+            parts.append(self.heading)
+        return " > ".join(parts)
+
+    @property
+    def embed_text(self) -> str:
+        return f"{self.context_header}\n{self.text}"
+
+
+class Passage(BaseModel):
+    """A retrieved chunk as users and tools see it (the stable JSON shape)."""
+
+    file: str
+    heading: str
+    start_line: int
+    end_line: int
+    text: str
+    score: float = 0.0
+
+    @classmethod
+    def from_chunk(cls, chunk: Chunk, score: float = 0.0) -> "Passage":
+        return cls(
+            file=chunk.file,
+            heading=chunk.heading,
+            start_line=chunk.start_line,
+            end_line=chunk.end_line,
+            text=chunk.text,
+            score=float(score),
+        )
+
+    @property
+    def key(self) -> str:
+        return f"{self.file}:{self.start_line}-{self.end_line}"
+
+    @property
+    def location(self) -> str:
+        """Human-readable pointer: ``file › heading (lines a–b)``."""
+        head = f" › {self.heading}" if self.heading else ""
+        return f"{self.file}{head} (lines {self.start_line}–{self.end_line})"
+
+
+class Citation(BaseModel):
+    n: int
+    passage: Passage
+
+
+class Sentence(BaseModel):
+    """One answer sentence with the citations it carries and its support verdict."""
+
+    text: str
+    citations: list[int] = Field(default_factory=list)
+    supported: bool = True
+    score: float = 1.0
+
+
+class Answer(BaseModel):
+    """A cited answer; ``sentences`` hold the per-sentence support check."""
+
+    question: str
+    answer: str
+    abstained: bool = False
+    citations: list[Citation] = Field(default_factory=list)
+    latency_ms: float = 0.0
+    sentences: list[Sentence] = Field(default_factory=list)
+    backend: str = "extractive"
+    model: str = ""
+    ttft_ms: float | None = None
+    tokens_per_s: float | None = None
+    fell_back: bool = False
+    nearest_topics: list[str] = Field(default_factory=list)
+    standalone_question: str = ""
+
+    def to_json(self) -> dict:
+        """The stable ``ask --json`` shape (spine fields first, then generation fields)."""
+        return self.model_dump(mode="json")
+
+
+class RetrievalResult(BaseModel):
+    question: str
+    passages: list[Passage]

@@ -1,0 +1,136 @@
+"""Hybrid retrieval: dense (Chroma) + BM25, fused with reciprocal rank fusion, de-duplicated.
+
+Also exposed as a LangChain ``BaseRetriever`` so LCEL chains compose with it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from rag.config import Settings
+from rag.errors import InputError
+from rag.index import NoteIndex
+from rag.models import Chunk, Passage
+
+_WORD = re.compile(r"\w+")
+MAX_QUESTION_CHARS = 2000
+
+
+@dataclass
+class Hit:
+    """A fused candidate with the raw signals abstention and the verifier can use."""
+
+    id: str
+    chunk: Chunk
+    fused: float
+    dense: float  # cosine similarity to the question
+    bm25: float
+
+    def passage(self) -> Passage:
+        return Passage.from_chunk(self.chunk, score=round(self.fused, 6))
+
+
+def rrf(rankings: list[list[str]], k: int = 60, weights: list[float] | None = None
+        ) -> dict[str, float]:
+    """Reciprocal rank fusion: score(d) = sum_i w_i / (k + rank_i(d)), ranks from 1."""
+    weights = weights or [1.0] * len(rankings)
+    scores: dict[str, float] = {}
+    for ranking, weight in zip(rankings, weights):
+        for rank, doc in enumerate(ranking, start=1):
+            scores[doc] = scores.get(doc, 0.0) + weight / (k + rank)
+    return scores
+
+
+def clean_question(question: str) -> str:
+    """Reject empty input; trim absurdly long input (the embedder truncates anyway)."""
+    if question is None or not _WORD.search(question or ""):
+        raise InputError("The question is empty: type a question about your notes.")
+    return " ".join(question.split())[:MAX_QUESTION_CHARS]
+
+
+def _shingles(text: str) -> set[str]:
+    words = _WORD.findall(text.lower())
+    return {" ".join(words[i:i + 3]) for i in range(max(len(words) - 2, 1))}
+
+
+def near_duplicate(a: Hit, b: Hit, vectors: dict[str, np.ndarray], threshold: float) -> bool:
+    """Same bullet list twice (copied between files or overlapping windows)."""
+    va, vb = vectors.get(a.id), vectors.get(b.id)
+    if va is not None and vb is not None and float(va @ vb) >= threshold:
+        return True
+    sa, sb = _shingles(a.chunk.text), _shingles(b.chunk.text)
+    return bool(sa and sb) and len(sa & sb) / min(len(sa), len(sb)) >= 0.8
+
+
+class HybridSearch:
+    """The one retrieval path every feature uses (ask, explain, quiz, eval)."""
+
+    def __init__(self, settings: Settings, index: NoteIndex | None = None):
+        self.settings = settings
+        self.index = index or NoteIndex(settings)
+
+    def hits(self, question: str, k: int | None = None, mode: str = "hybrid") -> list[Hit]:
+        """Top-k hits; mode is 'hybrid', 'dense' or 'bm25' (the latter two for evaluation)."""
+        question = clean_question(question)
+        k = k or self.settings.k
+        n = max(self.settings.fetch_k, k)
+        qvec = self.index.embedder.encode([question])[0]
+        dense = self.index.dense_search(qvec, n) if mode != "bm25" else []
+        sparse = self.index.bm25_search(question, n) if mode != "dense" else []
+        fused = rrf(
+            [[i for i, _ in dense], [i for i, _ in sparse]],
+            k=self.settings.rrf_k,
+            weights=[self.settings.dense_weight, self.settings.bm25_weight],
+        )
+        dense_map, bm25_map = dict(dense), dict(sparse)
+        order = sorted(fused, key=fused.get, reverse=True)[: max(3 * k, k + 10)]
+        vectors = self.index.vectors(order)
+        hits: list[Hit] = []
+        for cid in order:
+            chunk = self.index.chunk(cid)
+            if chunk is None or cid not in vectors:
+                continue  # written by an unfinished ingest: not part of the live index yet
+            sim = dense_map.get(cid)
+            if sim is None:
+                sim = float(vectors[cid] @ qvec)
+            hit = Hit(cid, chunk, fused[cid], sim, bm25_map.get(cid, 0.0))
+            if any(near_duplicate(hit, h, vectors, self.settings.dedup_threshold) for h in hits):
+                continue
+            hits.append(hit)
+            if len(hits) == k:
+                break
+        return hits
+
+    def retrieve(self, question: str, k: int | None = None, mode: str = "hybrid"
+                 ) -> list[Passage]:
+        return [h.passage() for h in self.hits(question, k, mode)]
+
+    def as_retriever(self, k: int | None = None) -> "NotesRetriever":
+        return NotesRetriever(search=self, k=k or self.settings.k)
+
+
+class NotesRetriever(BaseRetriever):
+    """LangChain retriever over the hybrid search; metadata carries the citation fields."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    search: HybridSearch
+    k: int = 5
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return [
+            Document(
+                page_content=h.chunk.text,
+                metadata={**h.passage().model_dump(exclude={"text"}), "dense": h.dense,
+                          "bm25": h.bm25, "id": h.id},
+            )
+            for h in self.search.hits(query, self.k)
+        ]
