@@ -23,7 +23,7 @@ import numpy as np
 from rag.chunking import chunk_note
 from rag.config import Settings
 from rag.errors import IndexMissingError, IndexUnavailableError, StudyragError
-from rag.loading import Skipped, check_notes_dir, iter_notes
+from rag.loading import Skipped, check_notes_dir, iter_note_paths, load_file
 from rag.models import Chunk
 
 log = logging.getLogger(__name__)
@@ -247,8 +247,10 @@ class NoteIndex:
         seen: set[str] = set()
         pending: list[tuple[Chunk, str]] = []
         stale_ids: list[str] = []
-        paths = list(iter_notes(root, self.settings.max_file_mb))
-        for i, item in enumerate(paths, start=1):
+        max_bytes = int(self.settings.max_file_mb * 1_000_000)
+        paths = list(iter_note_paths(root))  # names only: each file is read when its turn comes
+        for i, path in enumerate(paths, start=1):
+            item = load_file(path, root, max_bytes)
             if progress:
                 progress(i, len(paths), getattr(item, "rel", getattr(item, "file", "")))
             if isinstance(item, Skipped):
