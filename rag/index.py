@@ -357,6 +357,7 @@ class NoteIndex:
     def _build_bm25(self, revision: str) -> None:
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s forces DEBUG on import
         pairs = list(self._all_chunks())
         self._ids = [cid for cid, _ in pairs]
         self._chunks = dict(pairs)
@@ -430,6 +431,21 @@ class NoteIndex:
             "server": (f"{self.settings.chroma_host}:{self.settings.chroma_port}"
                        if self.settings.chroma_host else None),
         }
+
+    def folders(self) -> dict[str, dict[str, int]]:
+        """Indexed source folders: {folder: {file: chunk count}} (read from Chroma)."""
+        col = self.collection()
+        out: dict[str, dict[str, int]] = {}
+        offset = 0
+        while True:
+            got = self._call("Reading the index", col.get, include=["metadatas"],
+                             limit=_PAGE, offset=offset)
+            for meta in got["metadatas"]:
+                files = out.setdefault(meta.get("source", "?"), {})
+                files[meta["file"]] = files.get(meta["file"], 0) + 1
+            if len(got["ids"]) < _PAGE:
+                return out
+            offset += _PAGE
 
 
 def tokenize(texts: list[str]):
