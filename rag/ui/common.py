@@ -1,0 +1,167 @@
+"""Shared page helpers: friendly errors, passage rendering, citation highlighting."""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+
+from rag.errors import (
+    ConfigError,
+    GenerationError,
+    IndexMissingError,
+    IndexUnavailableError,
+    InputError,
+    NotesError,
+    StudyragError,
+)
+from rag.models import Passage
+
+log = logging.getLogger(__name__)
+
+HINTS: list[tuple[type, str]] = [
+    (IndexMissingError, "Open the **Notes** page and click **Re-index**."),
+    (IndexUnavailableError, "Check the Chroma server, or re-index on the **Notes** page."),
+    (GenerationError, "Pick another backend in the sidebar or turn on **Extractive mode**."),
+    (ConfigError, "Fix the setting (config.toml or STUDYRAG_* variable) and reload the page."),
+    (NotesError, "Check the folder path on the **Notes** page."),
+    (InputError, ""),
+]
+
+
+def hint_for(exc: StudyragError) -> str:
+    for cls, hint in HINTS:
+        if isinstance(exc, cls):
+            return hint
+    return ""
+
+
+def show_error(exc: BaseException) -> None:
+    """One ``st.error`` that says what happened and what to do — never a traceback."""
+    if isinstance(exc, StudyragError):
+        hint = hint_for(exc)
+        st.error(f"{exc}" + (f"  \n{hint}" if hint else ""), icon=":material/error:")
+    else:
+        log.exception("Unexpected error in the app", exc_info=exc)
+        short = str(exc).splitlines()[0][:200] if str(exc) else ""
+        st.error(
+            f"Something went wrong ({type(exc).__name__}{': ' + short if short else ''}).  \n"
+            "Try again; if it keeps happening, switch on **Extractive mode** in the sidebar "
+            "or re-index on the **Notes** page.",
+            icon=":material/error:",
+        )
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Wrap a page body: errors become ``st.error``; Streamlit's rerun/stop pass through."""
+    try:
+        yield
+    except Exception as exc:  # st.rerun / st.stop are BaseException and pass through
+        show_error(exc)
+
+
+def md_escape(text: str) -> str:
+    """Keep note text literal in st.markdown (``$`` would start LaTeX, ``~`` strike-through)."""
+    return text.replace("\\", "\\\\").replace("$", "\\$").replace("~", "\\~")
+
+
+_MARKUP = re.compile(r"\*\*|__|`|\*")
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _plain(text: str) -> str:
+    return " ".join(_MARKUP.sub("", text).split())
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if len(w) > 2}
+
+
+def _find_lines(lines: list[str], sentences: list[str]) -> dict[int, list[str]]:
+    """Which lines hold a cited sentence: {line index: exact substrings ([] = whole line)}."""
+    marks: dict[int, list[str]] = {}
+    for sentence in sentences:
+        plain = _plain(sentence)
+        # Extractive sentences of nested bullets carry their parent as a lead-in ("A: b").
+        tails = [plain] + ([plain.split(": ", 1)[1]] if ": " in plain else [])
+        hit = next(((i, tail) for tail in tails for i, line in enumerate(lines)
+                    if len(tail) > 8 and tail in _plain(line)), None)
+        if hit:
+            i, tail = hit
+            if marks.get(i) != []:
+                marks.setdefault(i, []).append(tail)
+            continue
+        target = _words(plain)
+        scored = [(len(w & target) / len(w | target), i)
+                  for i, line in enumerate(lines) if (w := _words(line)) and target]
+        if scored:
+            best, i = max(scored)
+            if best >= 0.2:
+                marks[i] = []
+    return marks
+
+
+def _highlight(line: str, parts: list[str]) -> str:
+    """HTML of one line with each exact part wrapped in <mark> (whole line if none fit)."""
+    shown = _plain(line) if parts else line
+    spans = []
+    for part in parts:
+        at = shown.find(part)
+        if at >= 0:
+            spans.append((at, at + len(part)))
+    if not spans:
+        return f'<mark class="sr-hl">{html.escape(shown) or "&nbsp;"}</mark>'
+    out, pos = [], 0
+    for a, b in sorted(spans):
+        a = max(a, pos)
+        if a >= b:
+            continue
+        out.append(html.escape(shown[pos:a]))
+        out.append(f'<mark class="sr-hl">{html.escape(shown[a:b])}</mark>')
+        pos = b
+    out.append(html.escape(shown[pos:]))
+    return "".join(out)
+
+
+def passage_html(passage: Passage, cited: list[str] | None = None) -> str:
+    """The passage with its line numbers; the cited sentences highlighted."""
+    lines = passage.text.split("\n")
+    marks = _find_lines(lines, cited or [])
+    rows = []
+    for i, line in enumerate(lines):
+        number = passage.start_line + i
+        if i in marks:
+            body, cls = _highlight(line, marks[i]), "sr-line sr-cited"
+        else:
+            body, cls = html.escape(line) or "&nbsp;", "sr-line"
+        rows.append(f'<div class="{cls}"><span class="sr-no">{number}</span>'
+                    f'<span class="sr-tx">{body}</span></div>')
+    return PASSAGE_CSS + '<div class="sr-passage">' + "".join(rows) + "</div>"
+
+
+PASSAGE_CSS = """<style>
+.sr-passage{font-size:0.86rem;line-height:1.45;border-left:3px solid #d0d7de;
+  padding:0.2rem 0 0.2rem 0.4rem;max-height:22rem;overflow-y:auto}
+.sr-line{display:flex;gap:0.7rem;white-space:pre-wrap;word-break:break-word}
+.sr-no{color:#8c959f;min-width:2.6rem;text-align:right;user-select:none;
+  font-family:ui-monospace,monospace;font-size:0.78rem;padding-top:0.1rem}
+.sr-tx{flex:1}
+mark.sr-hl{background:#fff3b0;color:inherit;padding:0 0.1rem;border-radius:2px}
+</style>"""
+
+
+def location_label(passage: Passage) -> str:
+    head = f" › {passage.heading}" if passage.heading else ""
+    return f"{passage.file}{head} · lines {passage.start_line}–{passage.end_line}"
+
+
+def show_passage(passage: Passage, cited: list[str] | None = None) -> None:
+    st.caption(f":material/description: `{passage.file}`" + (f" › {md_escape(passage.heading)}"
+                                         if passage.heading else "")
+               + f" · lines {passage.start_line}–{passage.end_line}")
+    st.html(passage_html(passage, cited))

@@ -1,0 +1,91 @@
+"""Sidebar: generator backend and model (with a clear status), top-k, extractive mode."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from rag.config import Settings
+from rag.ui import resources
+
+BACKENDS = {
+    "auto": "Auto (best available)",
+    "extractive": "Extractive (note sentences only)",
+    "embedded": "Embedded model (local)",
+    "ollama": "Ollama",
+    "openai": "OpenAI-compatible server",
+}
+
+
+def _defaults(settings: Settings) -> None:
+    """Seed the widgets from the configured settings once per session."""
+    st.session_state.setdefault("sb_backend", settings.backend)
+    st.session_state.setdefault("sb_model", settings.model)
+    st.session_state.setdefault("sb_k", settings.k)
+    st.session_state.setdefault("sb_extractive", settings.backend == "extractive")
+    st.session_state.setdefault("sb_ollama_host", settings.ollama_host)
+    st.session_state.setdefault("sb_openai_base_url", settings.openai_base_url)
+
+
+def render(base: Settings) -> Settings:
+    """Draw the sidebar and return this session's settings."""
+    _defaults(base)
+    with st.sidebar:
+        st.markdown("#### :material/tune: Answering")
+        extractive = st.toggle(
+            "Extractive mode", key="sb_extractive",
+            help="Answer only with sentences copied from your notes (no generator model).",
+        )
+        st.selectbox(
+            "Generator backend", list(BACKENDS), format_func=BACKENDS.get, key="sb_backend",
+            disabled=extractive,
+        )
+        backend = "extractive" if extractive else st.session_state["sb_backend"]
+        if backend in ("ollama", "openai", "embedded"):
+            st.text_input("Model", key="sb_model",
+                          placeholder="default model" if backend == "embedded" else
+                          "e.g. llama3.2:3b" if backend == "ollama" else "e.g. qwen2.5-7b")
+        if backend == "ollama":
+            st.text_input("Ollama URL", key="sb_ollama_host")
+        if backend == "openai":
+            st.text_input("Endpoint URL", key="sb_openai_base_url",
+                          placeholder="http://localhost:8000/v1")
+        settings = resources.session_settings()
+        _status(settings, backend)
+        st.slider("Passages per question (top-k)", 1, 10, key="sb_k",
+                  help="How many note passages the answer may draw on.")
+    return resources.session_settings()
+
+
+def _status(settings: Settings, backend: str) -> None:
+    if backend == "extractive":
+        st.caption(":material/check_circle: Extractive answers are always available.")
+        return
+    try:
+        rows = resources.backend_status(settings)
+    except Exception as exc:  # status must never break the page
+        st.warning(f"Could not check the generator: {exc}", icon=":material/warning:")
+        return
+    if rows is None:
+        st.caption(":material/info: Generators are not installed in this build; answers are extractive.")
+        return
+    by_name = {r["name"]: r for r in rows}
+    if backend == "auto":
+        # The order rag.generation.resolve_backend uses for "auto".
+        usable = [by_name[n] for n in ("openai", "ollama", "embedded")
+                  if n in by_name and by_name[n]["usable"]
+                  and (n != "openai" or settings.openai_base_url)
+                  and (n != "ollama" or settings.model)]
+        if usable:
+            r = usable[0]
+            st.caption(f":material/check_circle: Using **{r['name']}**" + (f" · `{r['model']}`" if r["model"] else ""))
+        else:
+            st.caption(":material/info: No generator is available, so answers are extractive.")
+        return
+    row = by_name.get(backend)
+    if row is None:
+        st.warning(f"Backend {backend} is unknown to this build.", icon=":material/warning:")
+    elif row["usable"]:
+        st.caption(f":material/check_circle: **{backend}** ready" + (f" · `{row['model']}`" if row["model"] else ""))
+    else:
+        st.warning(f"**{backend}** is unavailable: {row['detail']}  \n"
+                   "Answers fall back to extractive mode until it is reachable.", icon=":material/warning:")
