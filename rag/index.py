@@ -22,7 +22,7 @@ import numpy as np
 
 from rag.chunking import chunk_note
 from rag.config import Settings
-from rag.errors import IndexMissingError, IndexUnavailableError, StudyragError
+from rag.errors import ConfigError, IndexMissingError, IndexUnavailableError, StudyragError
 from rag.loading import Skipped, check_notes_dir, iter_note_paths, load_file
 from rag.models import Chunk
 
@@ -109,7 +109,13 @@ def open_client(settings: Settings):
             f"{settings.chroma_port}` or unset STUDYRAG_CHROMA_HOST to use the local index."
         )
     path = settings.index_dir / "chroma"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # home is a file, read-only, ...
+        raise ConfigError(
+            f"Cannot create the index folder {path} ({exc.strerror or exc}); set "
+            "STUDYRAG_HOME to a writable folder."
+        ) from None
     try:
         return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
     except Exception as exc:
@@ -298,6 +304,7 @@ class NoteIndex:
         return report
 
     def _add(self, col, items: list[tuple[Chunk, str]], source: str, key: str) -> None:
+        items = list({f"{key}:{c.id}": (c, sha) for c, sha in items}.values())  # unique ids
         chunks = [c for c, _ in items]
         vectors = self.embedder.encode([c.embed_text for c in chunks])
         self._call(
@@ -367,16 +374,19 @@ class NoteIndex:
         self._bm25 = retriever
         folder = self._bm25_dir
         tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True, exist_ok=True)
-        if pairs:
-            retriever.save(str(tmp / "bm25"))
-        (tmp / "studyrag.json").write_text(json.dumps({
-            "revision": revision, "schema": SCHEMA_VERSION, "ids": self._ids,
-            "chunks": [c.__dict__ for _, c in pairs],
-        }), encoding="utf-8")
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True, exist_ok=True)
+            if pairs:
+                retriever.save(str(tmp / "bm25"))
+            (tmp / "studyrag.json").write_text(json.dumps({
+                "revision": revision, "schema": SCHEMA_VERSION, "ids": self._ids,
+                "chunks": [c.__dict__ for _, c in pairs],
+            }), encoding="utf-8")
+            shutil.rmtree(folder, ignore_errors=True)
+            tmp.rename(folder)
+        except OSError as exc:  # read-only or full disk: the in-memory index still works
+            log.warning("Could not save the BM25 cache in %s (%s).", folder, exc)
 
     # --- search --------------------------------------------------------------------------
     def chunk(self, cid: str) -> Chunk | None:

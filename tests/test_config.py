@@ -1,0 +1,167 @@
+"""Malformed settings: every bad value is ONE line that names the setting (never a traceback)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.config import load_settings
+from rag.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def study(*args: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess (the environment of the test, plus ``env``)."""
+    full = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "rag.cli", *args], cwd=REPO, env=full,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith("error:"), lines[0]
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+BAD_ENV = [
+    ("STUDYRAG_K", "five", "k"),
+    ("STUDYRAG_K", "0", "k"),
+    ("STUDYRAG_K", "", "k"),
+    ("STUDYRAG_CHROMA_PORT", "70000", "chroma_port"),
+    ("STUDYRAG_CHROMA_PORT", "80; rm -rf /", "chroma_port"),
+    ("STUDYRAG_CHROMA_TIMEOUT_S", "-3", "chroma_timeout_s"),
+    ("STUDYRAG_CHUNK_SIZE", "1e9", "chunk_size"),
+    ("STUDYRAG_CHUNK_OVERLAP", "lots", "chunk_overlap"),
+    ("STUDYRAG_BACKEND", "gpt-17", "backend"),
+    ("STUDYRAG_EMBEDDING_BACKEND", "tensorflow", "embedding_backend"),
+    ("STUDYRAG_TEMPERATURE", "hot", "temperature"),
+    ("STUDYRAG_TEMPERATURE", "nan", "temperature"),
+    ("STUDYRAG_MAX_FILE_MB", "0", "max_file_mb"),
+    ("STUDYRAG_COLLECTION", "bad name!", "collection"),
+    ("STUDYRAG_COLLECTION", "x" * 500, "collection"),
+    ("STUDYRAG_UNSUPPORTED", "explode", "unsupported"),
+    ("STUDYRAG_ABSTAIN_THRESHOLD", "2", "abstain_threshold"),
+    ("STUDYRAG_DEDUP_THRESHOLD", "0", "dedup_threshold"),
+]
+
+
+@pytest.mark.parametrize("var,value,setting", BAD_ENV)
+def test_bad_env_value_is_one_line_naming_the_setting(monkeypatch, var, value, setting):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    message = str(err.value)
+    assert "\n" not in message
+    assert setting in message and var in message, message
+
+
+def test_bad_override_names_the_setting():
+    with pytest.raises(ConfigError, match=r"Invalid setting k \(STUDYRAG_K\)"):
+        load_settings(k=-1)
+
+
+def write_config(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / "config.toml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("k = = 3\n", "not valid TOML"),
+    ("[retrieval\nk = 3\n", "not valid TOML"),
+    ('k = "five"\n', "Invalid setting k"),
+    ("[retrieval]\nk = 0\n", "Invalid setting k"),
+    ("chunk_sise = 800\n", "unknown setting(s) chunk_sise"),
+    ("[generation]\nmodle = 'x'\nbackend = 'ollama'\n", "unknown setting(s) modle"),
+    ("backend = 42\n", "Invalid setting backend"),
+    (b"k = 3\n# \xff\xfe broken bytes\n", "not valid TOML"),
+    ("", None),  # an empty file is fine
+])
+def test_config_file_errors(tmp_path, monkeypatch, text, needle):
+    monkeypatch.setenv("STUDYRAG_CONFIG", str(write_config(tmp_path, text)))
+    if needle is None:
+        assert load_settings().k == 5
+        return
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    message = str(err.value)
+    assert needle in message, message
+    assert "\n" not in message, message
+
+
+def test_missing_explicit_config_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDYRAG_CONFIG", str(tmp_path / "nope.toml"))
+    with pytest.raises(ConfigError, match="STUDYRAG_CONFIG"):
+        load_settings()
+
+
+def test_env_beats_file_and_file_beats_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDYRAG_CONFIG", str(write_config(tmp_path, "k = 7\nfetch_k = 20\n")))
+    monkeypatch.setenv("STUDYRAG_K", "9")
+    settings = load_settings()
+    assert (settings.k, settings.fetch_k) == (9, 20)
+
+
+def test_unknown_embedding_model_is_a_config_error():
+    from rag.embeddings import resolve_model_path
+
+    with pytest.raises(ConfigError, match="STUDYRAG_EMBEDDING_MODEL") as err:
+        resolve_model_path("definitely-not-a-model-v9")
+    assert "\n" not in str(err.value)
+
+
+# --- the same through the real CLI: exit 2, one "error:" line on stderr -----------------
+@pytest.mark.parametrize("env,needles", [
+    ({"STUDYRAG_K": "five"}, ["STUDYRAG_K"]),
+    ({"STUDYRAG_CHROMA_PORT": "-1"}, ["STUDYRAG_CHROMA_PORT"]),
+    ({"STUDYRAG_BACKEND": "skynet"}, ["STUDYRAG_BACKEND"]),
+    ({"STUDYRAG_EMBEDDING_BACKEND": "abacus"}, ["STUDYRAG_EMBEDDING_BACKEND"]),
+])
+def test_cli_bad_env(env, needles):
+    assert_one_line_error(study("retrieve", "what is s3", env=env), *needles)
+
+
+def test_cli_broken_config_file(tmp_path):
+    path = write_config(tmp_path, "k = [unclosed\n")
+    assert_one_line_error(study("ask", "what is s3", env={"STUDYRAG_CONFIG": str(path)}),
+                          "not valid TOML")
+
+
+def test_cli_unknown_key_in_config_file(tmp_path):
+    path = write_config(tmp_path, "[retrieval]\ntop_k = 3\n")
+    assert_one_line_error(study("ingest", env={"STUDYRAG_CONFIG": str(path)}), "top_k")
+
+
+def test_cli_unknown_embedding_model(tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("# S3\n- S3 stores objects in buckets, durably.\n")
+    proc = study("ingest", str(notes), env={"STUDYRAG_EMBEDDING_MODEL": "no-such-model-xyz"})
+    assert_one_line_error(proc, "STUDYRAG_EMBEDDING_MODEL", "no-such-model-xyz")
+
+
+def test_cli_home_is_a_file(tmp_path):
+    home = tmp_path / "home-file"
+    home.write_text("not a folder")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("# S3\n- S3 stores objects in buckets, durably.\n")
+    proc = study("ingest", str(notes), env={"STUDYRAG_HOME": str(home)})
+    assert_one_line_error(proc, str(home))
+
+
+def test_cli_missing_notes_folder(tmp_path):
+    assert_one_line_error(study("ingest", str(tmp_path / "nowhere")), "does not exist")
