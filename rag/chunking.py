@@ -67,14 +67,13 @@ def split_sections(note: NoteFile) -> list[Section]:
 
 def trim(section: Section) -> Section:
     """Drop blank and separator lines at both ends so spans point at real text."""
-    lines, start, end = list(section.lines), section.start, section.end
-    while lines and lines[-1].strip() in ("", "---", "***"):
-        lines.pop()
-        end -= 1
-    while lines and not lines[0].strip():
-        lines.pop(0)
-        start += 1
-    return Section(section.heading, start, end, lines)
+    lines, lo, hi = section.lines, 0, len(section.lines)
+    while hi > lo and lines[hi - 1].strip() in ("", "---", "***"):
+        hi -= 1
+    while lo < hi and not lines[lo].strip():  # indices, not pop(0): linear on 1M blank lines
+        lo += 1
+    return Section(section.heading, section.start + lo, section.end - (len(lines) - hi),
+                   lines[lo:hi])
 
 
 def _is_boundary(line: str) -> bool:
@@ -89,11 +88,15 @@ def _split_long_line(line: str, size: int) -> list[str]:
     pieces: list[str] = []
     buf = ""
     for part in _SENTENCE_END.split(line):
-        while len(part) > size:
-            cut = part.rfind(" ", 0, size)
+        pos = 0  # walk an index instead of re-slicing: linear on a 20 MB one-line file
+        while len(part) - pos > size:
+            cut = part.rfind(" ", pos, pos + size) - pos
             cut = cut if cut > size // 2 else size
-            pieces.append(part[:cut])
-            part = part[cut:].lstrip()
+            pieces.append(part[pos:pos + cut])
+            pos += cut
+            while pos < len(part) and part[pos].isspace():
+                pos += 1
+        part = part[pos:]
         if buf and len(buf) + len(part) + 1 > size:
             pieces.append(buf)
             buf = part
