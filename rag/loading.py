@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,10 @@ def load_file(path: Path, root: Path, max_bytes: int) -> NoteFile | Skipped:
     """Load one note, or say why it was skipped."""
     rel = path.relative_to(root).as_posix()
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block read_bytes()
+            return Skipped(rel, "not a regular file")
+        size = info.st_size
         if size > max_bytes:
             return Skipped(rel, f"too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB)")
         data = path.read_bytes()
