@@ -140,7 +140,8 @@ def window_section(section: Section, size: int, overlap: int) -> list[Section]:
         while k - 1 > i and back + len(section.lines[k - 1]) + 1 <= overlap:
             back += len(section.lines[k - 1]) + 1
             k -= 1
-        i = k if k > i else j
+        # Overlap only if the next window can still reach past this one's end.
+        i = k if k > i and back + len(section.lines[j]) + 1 <= size else j
     return [trim(w) for w in windows if any(x.strip() for x in w.lines)]
 
 
@@ -184,7 +185,7 @@ def chunk_note(
     for section in split_sections(note):
         windows.extend(window_section(section, chunk_size, overlap))
     windows = merge_small(windows, chunk_size, min_chars)
-    chunks = []
+    chunks: list[Chunk] = []
     for w in windows:
         text = "\n".join(w.lines).strip("\n")
         if text.strip():

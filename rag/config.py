@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     embedding_backend: Literal["torch", "onnx"] = Field(
         default="torch", description="sentence-transformers backend for the embedder."
     )
+    model_cache_dir: Path | None = Field(
+        default=None, description="Where converted models are kept (default: <home>/cache)."
+    )
     embedding_batch_size: int = Field(default=64, ge=1, le=1024, description="Embedding batch.")
     k: int = Field(default=5, ge=1, le=50, description="Passages returned per question.")
     fetch_k: int = Field(default=40, ge=1, le=500, description="Candidates per retriever.")
@@ -192,7 +195,7 @@ class Settings(BaseSettings):
 
     @property
     def cache_dir(self) -> Path:
-        return self.home / "cache"
+        return (self.model_cache_dir or self.home / "cache").expanduser()
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -116,13 +116,14 @@ class Embedder(Embeddings):
 @lru_cache(maxsize=4)
 def get_embedder(model_name: str, backend: str, cache_dir: str, batch_size: int) -> Embedder:
     """One embedder per (model, backend) per process: loading costs seconds."""
-    return Embedder(model_name, backend, Path(cache_dir), batch_size)
+    return Embedder(model_name, backend, Path(cache_dir) if cache_dir else None, batch_size)
 
 
 def embedder_for(settings) -> Embedder:
+    onnx = settings.embedding_backend == "onnx"
     return get_embedder(
         settings.embedding_model,
         settings.embedding_backend,
-        str(settings.cache_dir),
+        str(settings.cache_dir) if onnx else "",
         settings.embedding_batch_size,
     )

@@ -294,11 +294,7 @@ class NoteIndex:
         for i in range(0, len(stale_ids), _PAGE):
             self._call("Removing old chunks", col.delete, ids=stale_ids[i:i + _PAGE])
         if report.added_files or report.updated_files or report.removed_files:
-            meta = dict(col.metadata or {})
-            meta.update(revision=uuid.uuid4().hex, indexed_at=time.time())
-            meta.pop("hnsw:space", None)
-            self._call("Updating the index", col.modify, metadata=meta)
-            self._bm25 = None
+            self._new_revision(col)
         self.load_side_index()
         report.seconds = time.perf_counter() - start
         return report
@@ -315,13 +311,21 @@ class NoteIndex:
             metadatas=[chunk_to_meta(c, source, sha) for c, sha in items],
         )
 
+    def _new_revision(self, col) -> None:
+        """Mark the collection changed so every instance rebuilds its BM25 cache."""
+        meta = {k: v for k, v in (col.metadata or {}).items() if not k.startswith("hnsw:")}
+        meta.update(revision=uuid.uuid4().hex, indexed_at=time.time())
+        self._call("Updating the index", col.modify, metadata=meta)
+        self._bm25 = None
+
     def remove_folder(self, folder: Path) -> int:
         """Drop every chunk of one notes folder; returns how many went."""
         source = str(Path(folder).expanduser().resolve())
         ids = [i for _, ids in self._existing(source).values() for i in ids]
         for i in range(0, len(ids), _PAGE):
             self._call("Removing chunks", self.collection().delete, ids=ids[i:i + _PAGE])
-        self._bm25 = None
+        if ids:
+            self._new_revision(self.collection())
         return len(ids)
 
     # --- BM25 side index -----------------------------------------------------------------

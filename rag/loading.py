@@ -19,8 +19,10 @@ from rag.models import NoteFile
 
 NOTE_SUFFIXES = {".md", ".markdown", ".txt"}
 # OneNote exports use these glyphs for nested bullets (level is given by leading tabs).
-ONENOTE_BULLETS = "•○§□▪◦‣■●"
-_ONENOTE_LINE = re.compile(rf"^(\t*)([{ONENOTE_BULLETS}])[ \t]*(.*)$")
+ONENOTE_BULLETS = "•○§□▪◦‣■●®◊}"
+_ONENOTE_LINE = re.compile(rf"^(\t*)([{ONENOTE_BULLETS}])(?:[ \t]+(.*))?$")
+# OneNote's numbered sub-items ("a.", "iv.") under tabs become numbered list items.
+_ONENOTE_NUMBERED = re.compile(r"^(\t+)([a-z]{1,4}|\d{1,3})\.[ \t]+(.*)$")
 _TITLE_YAML = re.compile(r"""^title\s*:\s*["']?(.*?)["']?\s*$""")
 _TITLE_TOML = re.compile(r"""^title\s*=\s*["'](.*?)["']\s*$""")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -86,10 +88,11 @@ def split_front_matter(lines: list[str]) -> tuple[list[str], str]:
 def normalise_line(line: str) -> str:
     """Turn a OneNote bullet (tabs + glyph) into a Markdown list item; strip control chars."""
     line = _CONTROL.sub("", line.replace("\r", "")).rstrip()
-    match = _ONENOTE_LINE.match(line)
+    match = _ONENOTE_LINE.match(line) or _ONENOTE_NUMBERED.match(line)
     if match:
         depth = max(len(match.group(1)) - 1, 0)
-        return f"{'  ' * depth}- {match.group(3)}"
+        body = (match.group(3) or "").strip()
+        return f"{'  ' * depth}- {body}" if body else ""
     return line
 
 

@@ -13,6 +13,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "corpus"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Converted models (ONNX export, dequantised GGUF) are shared by all tests of a run.
+MODEL_CACHE = Path(os.environ.get("STUDYRAG_TEST_MODEL_CACHE") or
+                   Path(__file__).resolve().parent.parent / ".pytest-model-cache")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -23,9 +26,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def _isolated_env(monkeypatch, tmp_path):
     """No test reads the developer's own config or data folder."""
     for key in list(os.environ):
-        if key.startswith("STUDYRAG_") and key != "STUDYRAG_TEST_MODEL_CACHE":
+        if key.startswith("STUDYRAG_"):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("STUDYRAG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STUDYRAG_MODEL_CACHE_DIR", str(MODEL_CACHE))
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +43,8 @@ def corpus_settings(corpus_home):
     from rag.config import Settings
     from rag.index import NoteIndex
 
-    settings = Settings(home=corpus_home, notes_dir=CORPUS, backend="extractive")
+    settings = Settings(home=corpus_home, notes_dir=CORPUS, backend="extractive",
+                        model_cache_dir=MODEL_CACHE)
     NoteIndex(settings).ingest()
     return settings
 

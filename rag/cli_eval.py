@@ -1,0 +1,214 @@
+"""``study eval`` and ``study bench``: measured quality and speed, written to report files."""
+
+from __future__ import annotations
+
+import importlib.util
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from rag.cli import settings_from
+from rag.evaluation import (
+    REPO,
+    RETRIEVERS,
+    PlainRecipe,
+    answer_metrics,
+    command_line,
+    fmt,
+    load_dataset,
+    percentile,
+    retrieval_metrics,
+    table,
+    write_report,
+)
+
+DEV_SET = REPO / "evals" / "datasets" / "dev.jsonl"
+EXPLAIN_SET = REPO / "evals" / "datasets" / "explain_dev.jsonl"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def answer_backends(settings, requested: str | None) -> list[str]:
+    """Extractive always; generators when asked for (or 'all' usable ones)."""
+    if not requested:
+        return ["extractive"]
+    names = [b.strip() for b in requested.split(",") if b.strip()]
+    if names == ["all"] and importlib.util.find_spec("rag.generation"):
+        from rag.generation import backend_status
+
+        names = [b.name for b in backend_status(settings) if b.usable]
+    return names
+
+
+def run_answers(settings, search, items, backend: str) -> dict:
+    from rag.chains import Tutor
+
+    tutor = Tutor(settings.model_copy(update={"backend": backend}), search)
+    return {it.id: tutor.ask(it.question) for it in items}
+
+
+def support_judge(settings, search):
+    """The default support judge (our verifier) if it exists; None otherwise."""
+    if importlib.util.find_spec("rag.verify") is None:
+        return None
+    from rag.verify import make_judge
+
+    return make_judge(settings, search.index.embedder)
+
+
+def cmd_eval(args) -> int:
+    from rag.index import NoteIndex
+    from rag.retrieval import HybridSearch
+
+    settings = settings_from(args)
+    index = NoteIndex(settings)
+    index.ingest(settings.notes_dir)
+    search = HybridSearch(settings, index)
+    items = load_dataset(Path(args.dataset), settings.notes_dir)
+    name = args.name or Path(args.dataset).stem
+    data: dict = {"command": command_line(), "dataset": str(args.dataset), "items": len(items),
+                  "settings": {k: str(v) for k, v in settings.model_dump().items()
+                               if k not in ("openai_api_key",)}}
+
+    ranked: dict[str, dict] = {}
+    timings: dict[str, list[float]] = {}
+    plain = PlainRecipe(settings, search.index.embedder)
+    data["plain_index_s"] = plain.build()
+    for retriever in RETRIEVERS:
+        ranked[retriever], timings[retriever] = {}, []
+        for it in items:
+            t0 = time.perf_counter()
+            if retriever == "plain":
+                passages = plain.retrieve(it.question, 10)
+            else:
+                passages = search.retrieve(it.question, k=10, mode=retriever)
+            timings[retriever].append((time.perf_counter() - t0) * 1000)
+            ranked[retriever][it.id] = passages
+    retrieval = {r: {**retrieval_metrics(items, ranked[r]),
+                     "p50_ms": percentile(timings[r], 0.5)} for r in RETRIEVERS}
+    data["retrieval"] = retrieval
+
+    judge = support_judge(settings, search)
+    answers = {}
+    details = {}
+    for backend in answer_backends(settings, args.backends):
+        got = run_answers(settings, search, items, backend)
+        answers[backend] = answer_metrics(items, got, judge)
+        details[backend] = {i: {"answer": a.answer, "abstained": a.abstained,
+                                "backend": a.backend, "fell_back": a.fell_back}
+                            for i, a in got.items()}
+    data["answers"] = answers
+    data["answer_details"] = details
+
+    study = {}
+    if EXPLAIN_SET.is_file() and not args.quick and importlib.util.find_spec("rag.study_eval"):
+        from rag import study_eval
+
+        study = study_eval.run_all(settings, search, EXPLAIN_SET)
+        data["study"] = study
+
+    md = [f"# Eval: {name} ({time.strftime('%Y-%m-%d %H:%M')})", "",
+          f"Command: `{data['command']}`  ",
+          f"Dataset: `{args.dataset}` ({len(items)} questions, "
+          f"{sum(1 for i in items if not i.answerable)} unanswerable, "
+          f"{sum(1 for i in items if len(i.gold) > 1)} need two passages)", "",
+          "## Retrieval (k = 10 candidates)", "",
+          table(retrieval, ["recall@1", "recall@5", "recall@10", "all_gold@5", "all_gold@10",
+                            "mrr", "ndcg@10", "p50_ms"]),
+          "`plain` = LangChain recipe (RecursiveCharacterTextSplitter 1000/200 + MiniLM + "
+          f"Chroma top-k; indexed in {data['plain_index_s']:.1f} s in this run).", "",
+          "## Answers", "",
+          table(answers, ["must_correct", "must_groups", "abstention", "false_abstention",
+                          "median_words", "faithfulness", "citation_recall",
+                          "citation_precision", "latency_p50_ms", "ttft_p50_ms",
+                          "tokens_per_s"]), ""]
+    if study:
+        md += ["## Study features", "", "```", *(f"{k}: {fmt(v)}" for k, v in study.items()
+                                                 if not isinstance(v, (list, dict))), "```", ""]
+    path = write_report(name, data, "\n".join(md))
+    print("\n".join(md))
+    print(f"Report: {path} (+ .json)")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    """Cold/warm index, retrieve and ask latency, peak RSS, against the plain recipe."""
+    from rag.chains import Tutor
+    from rag.config import load_settings
+    from rag.embeddings import embedder_for
+    from rag.index import NoteIndex
+    from rag.retrieval import HybridSearch
+
+    base = settings_from(args)
+    scratch = Path(tempfile.mkdtemp(prefix="studyrag-bench-"))
+    try:
+        settings = load_settings(**{**base.model_dump(), "home": scratch,
+                                    "backend": "extractive"})
+        # Share the exported-model cache so "cold" means a cold index, not a cold model.
+        if base.cache_dir.exists():
+            shutil.copytree(base.cache_dir, settings.cache_dir, dirs_exist_ok=True)
+        t0 = time.perf_counter()
+        embedder = embedder_for(settings)
+        load_s = time.perf_counter() - t0
+        index = NoteIndex(settings, embedder)
+        cold = index.ingest(settings.notes_dir)
+        warm_times = [index.ingest(settings.notes_dir).seconds for _ in range(3)]
+        plain_s = PlainRecipe(settings, embedder).build()
+        search = HybridSearch(settings, index)
+        tutor = Tutor(settings, search)
+        questions = [it.question for it in load_dataset(DEV_SET, settings.notes_dir)] \
+            if DEV_SET.is_file() else ["What is S3?"]
+        search.retrieve(questions[0])
+        tutor.ask(questions[0])
+        retrieve_ms, ask_ms = [], []
+        for q in questions:
+            t = time.perf_counter()
+            search.retrieve(q)
+            retrieve_ms.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            tutor.ask(q)
+            ask_ms.append((time.perf_counter() - t) * 1000)
+        result = {
+            "command": command_line(),
+            "embedding_backend": embedder.backend,
+            "embedder_load_s": load_s,
+            "files": cold.files, "chunks": cold.chunks,
+            "cold_index_s": cold.seconds,
+            "plain_recipe_index_s": plain_s,
+            "cold_vs_plain": cold.seconds / plain_s,
+            "warm_reindex_s": statistics.median(warm_times),
+            "retrieve_p50_ms": percentile(retrieve_ms, 0.5),
+            "retrieve_p95_ms": percentile(retrieve_ms, 0.95),
+            "ask_extractive_p50_ms": percentile(ask_ms, 0.5),
+            "ask_extractive_p95_ms": percentile(ask_ms, 0.95),
+            "questions": len(questions),
+            "peak_rss_mb": peak_rss_mb(),
+        }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    md = ["# Benchmark (" + time.strftime("%Y-%m-%d %H:%M") + ")", "",
+          f"Command: `{result['command']}`", "", "| metric | value |", "|---|---|",
+          *(f"| {k} | {fmt(v)} |" for k, v in result.items() if k != "command"), ""]
+    path = write_report(args.name or "bench", result, "\n".join(md))
+    print("\n".join(md))
+    print(f"Report: {path} (+ .json)")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="measure retrieval and answer quality on a dev set")
+    p.add_argument("--dataset", default=str(DEV_SET), help="JSONL dev set")
+    p.add_argument("--name", help="report name (default: the dataset's name)")
+    p.add_argument("--backends", help="answer backends to compare, e.g. extractive,embedded "
+                   "or 'all' usable (default: extractive)")
+    p.add_argument("--quick", action="store_true", help="skip the explain/quiz evaluation")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="time indexing, retrieval and answering")
+    p.add_argument("--name", help="report name (default: bench)")
+    p.set_defaults(func=cmd_bench)
