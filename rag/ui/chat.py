@@ -67,7 +67,7 @@ def render_answer(answer: Answer, idx: int) -> None:
             for j, (col, topic) in enumerate(zip(cols, answer.nearest_topics)):
                 name = topic.rsplit(" (", 1)[0].split(" > ")[-1]
                 if col.button(f"Ask about {name}", key=f"near_{idx}_{j}",
-                              use_container_width=True):
+                              width="stretch"):
                     st.session_state["pending_question"] = f"What do my notes say about {name}?"
                     st.rerun()
         return
@@ -84,7 +84,7 @@ def render_answer(answer: Answer, idx: int) -> None:
         with st.expander(f"[{c.n}] {location_label(c.passage)}", expanded=show_all):
             show_passage(c.passage, cited_sentences(answer, c.n))
     left, right, _ = st.columns([1, 1, 2])
-    if left.button("Quiz me on this", icon=":material/quiz:", key=f"quiz_{idx}", use_container_width=True):
+    if left.button("Quiz me on this", icon=":material/quiz:", key=f"quiz_{idx}", width="stretch"):
         topic = answer.citations[0].passage.heading.split(" > ")[-1] if answer.citations \
             else answer.question
         st.session_state["practice_request"] = {"topic": topic, "question": answer.question}
@@ -92,7 +92,7 @@ def render_answer(answer: Answer, idx: int) -> None:
 
         app.go("practice")
     label = "Hide sources" if show_all else "Show sources"
-    if right.button(label, icon=":material/library_books:", key=f"src_{idx}", use_container_width=True):
+    if right.button(label, icon=":material/library_books:", key=f"src_{idx}", width="stretch"):
         st.session_state[f"sources_{idx}"] = not show_all
         st.rerun()
 
@@ -126,7 +126,7 @@ def page() -> None:
     st.title("Ask your notes")
     messages = _messages()
     prompt = st.chat_input("Ask a question about your notes…", key="chat_prompt")
-    if messages and st.sidebar.button("New conversation", icon=":material/add_comment:", use_container_width=True):
+    if messages and st.sidebar.button("New conversation", icon=":material/add_comment:", width="stretch"):
         st.session_state["chat"] = []
         st.rerun()
     if not messages and not prompt:
@@ -134,7 +134,7 @@ def page() -> None:
                    "Ask follow-ups — the conversation is remembered.")
         cols = st.columns(len(EXAMPLES))
         for i, (col, q) in enumerate(zip(cols, EXAMPLES)):
-            if col.button(q, key=f"example_{i}", use_container_width=True):
+            if col.button(q, key=f"example_{i}", width="stretch"):
                 st.session_state["pending_question"] = q
                 st.rerun()
     for idx, m in enumerate(messages):

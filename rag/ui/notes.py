@@ -76,7 +76,7 @@ def _overview(settings: Settings) -> None:
                          expanded=len(folders) == 1):
             st.dataframe(
                 [{"file": f, "chunks": n} for f, n in sorted(files.items())],
-                hide_index=True, use_container_width=True,
+                hide_index=True, width="stretch",
             )
             if Path(folder) != Path(settings.notes_dir).resolve():
                 if st.button("Remove from index", key=f"rm_{folder}"):
@@ -135,9 +135,9 @@ def page() -> None:
     st.caption(f"Configured notes folder: `{settings.notes_dir}`. Re-indexing is incremental: "
                "only changed files are embedded again.")
     col1, col2 = st.columns(2)
-    if col1.button("Re-index notes", icon=":material/sync:", key="reindex", use_container_width=True):
+    if col1.button("Re-index notes", icon=":material/sync:", key="reindex", width="stretch"):
         reindex_all(settings, rebuild=False)
-    if col2.button("Rebuild from scratch", icon=":material/restart_alt:", key="rebuild", use_container_width=True,
+    if col2.button("Rebuild from scratch", icon=":material/restart_alt:", key="rebuild", width="stretch",
                    help="Drop the index and embed everything again (slow)."):
         reindex_all(settings, rebuild=True)
 

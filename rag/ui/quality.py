@@ -1,7 +1,172 @@
-"""Placeholder until the feature module lands."""
+"""Quality: the latest eval report (metrics tables and plots) and a button to run the quick eval."""
 
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
 import streamlit as st
+
+from rag.config import BUNDLED_CORPUS, Settings
+from rag.ui import resources
+from rag.ui.common import show_error
+
+REPO = Path(__file__).resolve().parents[2]
+REPORTS = REPO / "evals" / "reports"
+APP_LATENCY = REPORTS / "app-latency.json"
+
+
+def eval_reports(folder: Path | None = None) -> list[Path]:
+    """Eval reports (with retrieval metrics), newest first."""
+    folder = folder or REPORTS
+    out = []
+    for path in folder.glob("*.json") if folder.is_dir() else []:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and "retrieval" in data:
+            out.append(path)
+    return sorted(out, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _num(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _frame(rows: dict, columns: list[str]) -> pd.DataFrame:
+    data = {name: {c: _num(m.get(c)) for c in columns if c in m} for name, m in rows.items()}
+    return pd.DataFrame(data).T.dropna(axis=1, how="all")
+
+
+def quick_eval_command(settings: Settings) -> list[str]:
+    """The dev set is about the bundled notes: evaluate on them, in a separate home unless
+    the configured notes are the bundled ones (then their index is reused)."""
+    same = Path(settings.notes_dir).resolve() == BUNDLED_CORPUS.resolve()
+    home = settings.home if same else settings.home / "eval"
+    return [sys.executable, "-m", "rag.cli", "--home", str(home), "--notes-dir",
+            str(BUNDLED_CORPUS), "eval", "--quick", "--name", "app-quick"]
+
+
+def run_quick_eval(settings: Settings) -> None:
+    cmd = quick_eval_command(settings)
+    with st.status("Running the quick eval (a few minutes)…", expanded=True) as status:
+        log = st.empty()
+        lines: list[str] = []
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=env)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            log.code("\n".join(lines[-12:]) or "…", language=None)
+        code = proc.wait()
+        if code == 0:
+            status.update(label="Quick eval finished", state="complete", expanded=False)
+        else:
+            status.update(label="Quick eval failed", state="error", expanded=True)
+            st.error("The eval stopped with an error (its last lines are above). Check that "
+                     "the notes index builds on the **Notes** page, then try again.",
+                     icon=":material/error:")
+
+
+def _report(path: Path) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    st.caption(f"`{path.name}` · {data.get('items', '?')} questions · "
+               f"`{data.get('command', '')}`")
+    retrieval = data.get("retrieval") or {}
+    if retrieval:
+        st.subheader("Retrieval")
+        table = _frame(retrieval, ["recall@1", "recall@5", "recall@10", "all_gold@5", "mrr",
+                                   "ndcg@10", "p50_ms"])
+        st.dataframe(table.style.format("{:.3f}"), width="stretch")
+        recall = _frame(retrieval, ["recall@1", "recall@5", "recall@10"])
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Recall@k per retriever**")
+            if not recall.empty:
+                st.bar_chart(recall, stack=False, height=260, y_label="recall")
+        with right:
+            st.markdown("**Retrieval latency p50 (ms)**")
+            lat = _frame(retrieval, ["p50_ms"])
+            if not lat.empty:
+                st.bar_chart(lat, height=260, horizontal=True)
+    answers = data.get("answers") or {}
+    if answers:
+        st.subheader("Answers")
+        cols = ["must_correct", "abstention", "false_abstention", "faithfulness",
+                "citation_recall", "citation_precision", "latency_p50_ms", "latency_p95_ms",
+                "ttft_p50_ms", "tokens_per_s", "median_words"]
+        table = _frame(answers, cols)
+        st.dataframe(table.style.format("{:.3f}"), width="stretch")
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Faithfulness and correctness**")
+            quality = _frame(answers, ["faithfulness", "citation_precision", "must_correct"])
+            if "faithfulness" not in quality:
+                st.caption("Faithfulness was not measured in this report.")
+            if not quality.empty:
+                st.bar_chart(quality, stack=False, height=260)
+        with right:
+            st.markdown("**Answer latency (ms)**")
+            lat = _frame(answers, ["ttft_p50_ms", "latency_p50_ms", "latency_p95_ms"])
+            if not lat.empty:
+                st.bar_chart(lat, stack=False, height=260)
+    study = data.get("study") or {}
+    flat = {k: v for k, v in study.items() if not isinstance(v, (dict, list))}
+    if flat:
+        st.subheader("Study features")
+        st.dataframe(pd.DataFrame({"value": flat}), width="stretch")
+    md = path.with_suffix(".md")
+    if md.is_file():
+        with st.expander("Full report (Markdown)"):
+            st.markdown(md.read_text(encoding="utf-8"))
+
+
+def _app_latency() -> None:
+    path = REPORTS / APP_LATENCY.name
+    if not path.is_file():
+        return
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return
+    st.subheader("App latency (browser test)")
+    c1, c2, c3 = st.columns(3)
+    if data.get("first_load_warm_s") is not None:
+        c1.metric("First page load (warm)", f"{data['first_load_warm_s']:.2f} s")
+    if data.get("ttft_s") is not None:
+        c2.metric("Answer starts streaming", f"{data['ttft_s']:.2f} s")
+    if data.get("answer_complete_s") is not None:
+        c3.metric("Answer complete", f"{data['answer_complete_s']:.2f} s")
+    st.caption(data.get("note", ""))
 
 
 def page() -> None:
-    st.info("Coming soon.")
+    settings = resources.session_settings()
+    st.title("Quality")
+    st.caption("How well retrieval and answers do on the hand-written dev set "
+               "(`study eval`): recall@k per retriever, faithfulness and latency.")
+    if st.button("Run quick eval", icon=":material/play_arrow:", key="run_eval"):
+        try:
+            run_quick_eval(settings)
+        except Exception as exc:
+            show_error(exc)
+    reports = eval_reports()
+    if not reports:
+        st.info("No eval report yet: click **Run quick eval** or run `study eval --quick`.",
+                icon=":material/info:")
+    else:
+        pick = st.selectbox("Report", reports, format_func=lambda p: p.stem, key="q_report")
+        try:
+            _report(pick)
+        except Exception as exc:
+            show_error(exc)
+    _app_latency()
