@@ -274,6 +274,8 @@ class NoteIndex:
                 continue
             chunks = chunk_note(item, self.settings.chunk_size, self.settings.chunk_overlap,
                                 self.settings.min_chunk_chars)
+            # Identical pieces of one long line share an id: keep one (Chroma rejects dupes).
+            chunks = list({c.id: c for c in chunks}.values())
             report.chunks += len(chunks)
             if old:
                 report.updated_files += 1
