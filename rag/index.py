@@ -25,6 +25,7 @@ from rag.config import Settings
 from rag.errors import ConfigError, IndexMissingError, IndexUnavailableError, StudyragError
 from rag.loading import Skipped, check_notes_dir, iter_note_paths, load_file
 from rag.models import Chunk
+from rag.text import stems
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 3
@@ -95,6 +96,13 @@ def open_client(settings: Settings):
                 client = chromadb.HttpClient(
                     host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
                 )
+                # chromadb's HTTP session has no timeout: a stopped server would hang us.
+                session = getattr(getattr(client, "_server", None), "_session", None)
+                if session is not None:
+                    import httpx
+
+                    session.timeout = httpx.Timeout(3 * settings.chroma_timeout_s,
+                                                    connect=settings.chroma_timeout_s)
                 client.heartbeat()
                 return client
             except Exception as exc:  # connection refused, DNS, timeouts...
@@ -109,6 +117,8 @@ def open_client(settings: Settings):
             f"{settings.chroma_port}` or unset STUDYRAG_CHROMA_HOST to use the local index."
         )
     path = settings.index_dir / "chroma"
+    if not (path / "chroma.sqlite3").is_file():
+        _forget_chroma_system(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # home is a file, read-only, ...
@@ -125,6 +135,20 @@ def open_client(settings: Settings):
         ) from exc
 
 
+def _forget_chroma_system(path: Path) -> None:
+    """chromadb caches one client per folder; after the folder was deleted (or moved aside by
+    rebuild) that cached client keeps serving, and writing into, the unlinked files."""
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        system = SharedSystemClient._identifier_to_system.pop(str(path), None)
+        SharedSystemClient._identifier_to_refcount.pop(str(path), None)
+        if system is not None:
+            system.stop()
+    except Exception as exc:  # private chromadb API: best effort
+        log.debug("Could not drop the cached Chroma client for %s: %s", path, exc)
+
+
 class NoteIndex:
     """Chunks in Chroma + BM25, with incremental sync of a notes folder."""
 
@@ -137,6 +161,7 @@ class NoteIndex:
         self._ids: list[str] = []
         self._chunks: dict[str, Chunk] = {}
         self._revision: str | None = None
+        self._df: dict[str, int] | None = None
         self.name = f"{settings.collection}-{fingerprint(settings)}"
 
     # --- plumbing ------------------------------------------------------------------------
@@ -169,7 +194,21 @@ class NoteIndex:
                 "If the index is damaged, run `study ingest --rebuild`."
             ) from exc
 
+    def _vanished(self) -> bool:
+        """The embedded index folder was deleted under us: forget everything cached."""
+        if self.settings.chroma_host or self._client is None:
+            return False
+        if (self.settings.index_dir / "chroma" / "chroma.sqlite3").is_file():
+            return False
+        self._client = self._collection = self._bm25 = self._revision = None
+        return True
+
     def collection(self, create: bool = False):
+        if self._vanished() and not create:
+            raise IndexMissingError(
+                f"The index folder {self.settings.index_dir} was deleted or moved while in "
+                "use; run `study ingest` to rebuild it."
+            )
         if self._collection is not None:
             return self._collection
         if create:
@@ -366,6 +405,7 @@ class NoteIndex:
         except Exception:
             self._build_bm25(revision)
         self._revision = revision
+        self._df = None
 
     def _build_bm25(self, revision: str) -> None:
         import bm25s
@@ -402,6 +442,17 @@ class NoteIndex:
     def chunks(self) -> dict[str, Chunk]:
         self.load_side_index()
         return self._chunks
+
+    def term_df(self) -> dict[str, int]:
+        """Document frequency of content terms (for the rerank's IDF weights)."""
+        self.load_side_index()
+        if self._df is None:
+            df: dict[str, int] = {}
+            for c in self._chunks.values():
+                for term in stems(c.embed_text):
+                    df[term] = df.get(term, 0) + 1
+            self._df = df
+        return self._df
 
     def count(self) -> int:
         return int(self._call("Counting", self.collection().count))
