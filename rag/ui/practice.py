@@ -1,7 +1,282 @@
-"""Placeholder until the feature module lands."""
+"""Practice: multiple-choice questions from your notes, one at a time, graded with the cited
+passage; progress per topic; missed questions come back on the spaced-repetition schedule."""
+
+from __future__ import annotations
 
 import streamlit as st
 
+from rag.config import Settings
+from rag.ui import resources
+from rag.ui.common import md_escape, show_error, show_passage
+
+LETTERS = "ABCD"
+WEAK = "My weak topics"
+
+
+# --- the rag.quiz / rag.progress calls (the only place that knows their API) ----------------
+def _store(settings: Settings):
+    return resources.get_progress(settings)
+
+
+def _maker(settings: Settings):
+    """One QuizMaker per browser session: it remembers the questions already asked."""
+    key = resources.settings_key(settings)
+    if st.session_state.get("_pr_maker_key") != key:
+        from rag.quiz import QuizMaker
+
+        st.session_state["_pr_maker"] = QuizMaker(resources.get_tutor(settings),
+                                                  progress=_store(settings))
+        st.session_state["_pr_maker_key"] = key
+    return st.session_state["_pr_maker"]
+
+
+def topics(settings: Settings) -> list[str]:
+    from rag.quiz import list_topics
+
+    return [t.name for t in list_topics(resources.get_index(settings))]
+
+
+def make_questions(settings: Settings, topic_names: list[str | None], n: int) -> list:
+    """n questions spread over the topics (None = across the notes, weak topics first)."""
+    from rag.quiz import QuizError
+
+    maker = _maker(settings)
+    questions: list = []
+    per = max(1, -(-n // max(len(topic_names), 1)))
+    failures = []
+    for name in topic_names:
+        try:
+            questions.extend(maker.make(name, min(per, n - len(questions))))
+        except QuizError as exc:
+            failures.append(exc)
+        if len(questions) >= n:
+            break
+    if not questions and failures:
+        raise failures[0]
+    return questions[:n]
+
+
+def record(settings: Settings, question, chosen: int) -> None:
+    _store(settings).record(question.id, question.topic, chosen, question.answer_index,
+                            question_json=question.model_dump_json())
+
+
+def topic_scores(settings: Settings) -> list[dict]:
+    return [{"topic": s.topic, "accuracy": round(s.accuracy, 3), "attempts": s.attempts,
+             "correct": s.correct, "due for review": s.due} for s in _store(settings).scores()]
+
+
+def weak_topics(settings: Settings) -> list[str]:
+    return list(_store(settings).weak_topics())
+
+
+def _cards_to_questions(cards) -> list:
+    from rag.quiz import Question
+
+    out = []
+    for card in cards:
+        try:
+            out.append(Question.model_validate_json(card.question_json))
+        except Exception:  # a card saved by another version: skip it
+            continue
+    return out
+
+
+def due_questions(settings: Settings) -> list:
+    """Questions whose spaced-repetition review is due now (most often missed first)."""
+    return _cards_to_questions(_store(settings).due())
+
+
+def missed_questions(settings: Settings) -> list[dict]:
+    """Missed questions as Explain-page prefills: this session's first, then due cards."""
+    out = list(st.session_state.get("pr_missed", []))
+    seen = {m["question"] for m in out}
+    for q in _cards_to_questions(c for c in _store(settings).due() if c.box == 1):
+        if q.stem not in seen:
+            seen.add(q.stem)
+            out.append({"question": q.stem, "options": dict(zip(LETTERS, q.options)),
+                        "chosen": None, "correct": LETTERS[q.answer_index]})
+    return out
+
+
+# --- page -----------------------------------------------------------------------------------
+def _round() -> dict | None:
+    return st.session_state.get("pr_round")
+
+
+def _start(questions: list, label: str) -> None:
+    st.session_state["pr_round"] = {"questions": questions, "i": 0, "score": 0,
+                                    "answered": 0, "label": label, "submitted": None}
+
+
+def _setup(settings: Settings) -> None:
+    request = st.session_state.pop("practice_request", None)
+    if request:
+        st.session_state["pr_custom"] = request.get("topic", "")
+        st.info(f"Ready to quiz you on **{md_escape(request.get('topic', ''))}** — pick how "
+                "many questions and start.", icon=":material/quiz:")
+    try:
+        names = topics(settings)
+    except Exception as exc:
+        show_error(exc)
+        names = []
+    due = []
+    try:
+        due = due_questions(settings)
+    except Exception as exc:  # no progress store yet: practice still works
+        st.caption(f"(Progress tracking unavailable: {exc})")
+    if due:
+        c1, c2 = st.columns([3, 1])
+        c1.info(f"**{len(due)} question(s) due for review** (spaced repetition).",
+                icon=":material/event_repeat:")
+        if c2.button("Review them", icon=":material/replay:", key="pr_review", width="stretch"):
+            _start(due, "Review")
+            st.rerun()
+    with st.form("pr_setup"):
+        chosen = st.multiselect("Topics", [WEAK, *names], key="pr_topics",
+                                placeholder="Choose topics, or leave empty for a mix")
+        custom = st.text_input("…or type a topic", key="pr_custom",
+                               placeholder="e.g. S3 storage classes")
+        n = st.slider("Number of questions", 1, 10, 5, key="pr_n")
+        go = st.form_submit_button("Start practice", type="primary", icon=":material/play_arrow:")
+    if go:
+        wanted: list[str | None] = [t for t in chosen if t != WEAK]
+        if custom.strip():
+            wanted.insert(0, custom.strip())
+        if WEAK in chosen:
+            try:
+                weak = weak_topics(settings)
+            except Exception as exc:
+                show_error(exc)
+                weak = []
+            if not weak:
+                st.info("No weak topics yet — answer some questions first. Here is a mix.",
+                        icon=":material/info:")
+            wanted += [t for t in weak if t not in wanted] or [None]
+        if not wanted:
+            wanted = [None]  # a mix across the notes (weak topics first)
+        try:
+            with st.spinner("Writing questions from your notes…"):
+                questions = make_questions(settings, wanted, n)
+        except Exception as exc:
+            show_error(exc)
+            return
+        if not questions:
+            st.warning("Your notes had no material for questions on that; try another topic.",
+                       icon=":material/warning:")
+            return
+        names_ = [t or "mixed" for t in wanted]
+        _start(questions, ", ".join(names_[:3]) + ("…" if len(names_) > 3 else ""))
+        st.rerun()
+    _progress_chart(settings)
+
+
+def _progress_chart(settings: Settings) -> None:
+    try:
+        rows = topic_scores(settings)
+    except Exception:
+        return
+    if not rows:
+        st.caption("Your progress per topic appears here after your first answers.")
+        return
+    import pandas as pd
+
+    st.subheader("Progress per topic")
+    frame = pd.DataFrame(rows)
+    if {"topic", "accuracy"} <= set(frame.columns):
+        st.bar_chart(frame.set_index("topic")[["accuracy"]], horizontal=True,
+                     height=max(160, 28 * len(frame)), x_label="share correct")
+    st.dataframe(frame, hide_index=True, width="stretch")
+
+
+def _question(settings: Settings, r: dict) -> None:
+    questions = r["questions"]
+    i = r["i"]
+    q = questions[i]
+    top = st.columns([3, 1, 1])
+    top[0].markdown(f"**Question {i + 1} of {len(questions)}** · "
+                    f":gray[{md_escape(getattr(q, 'topic', '') or r['label'])}]")
+    top[1].metric("Score", f"{r['score']}/{r['answered']}")
+    top[2].progress((i + (r["submitted"] is not None)) / len(questions))
+    with st.container(border=True):
+        st.markdown(f"#### {md_escape(q.stem)}")
+        options = list(q.options)
+        choice = st.radio("Your answer", range(len(options)), index=None, key=f"pr_choice_{i}",
+                          format_func=lambda k: f"{LETTERS[k]}. {options[k]}",
+                          disabled=r["submitted"] is not None, label_visibility="collapsed")
+        if r["submitted"] is None:
+            if st.button("Submit answer", type="primary", disabled=choice is None,
+                         key=f"pr_submit_{i}"):
+                r["submitted"] = choice
+                r["answered"] += 1
+                if choice == q.answer_index:
+                    r["score"] += 1
+                else:
+                    st.session_state.setdefault("pr_missed", []).insert(0, {
+                        "question": q.stem, "options": dict(zip(LETTERS, q.options)),
+                        "chosen": LETTERS[choice], "correct": LETTERS[q.answer_index]})
+                try:
+                    record(settings, q, choice)
+                except Exception as exc:
+                    st.toast(f"Progress not saved: {exc}")
+                st.rerun()
+            return
+    chosen = r["submitted"]
+    right = q.answer_index
+    if chosen == right:
+        st.success(f"**Correct!** {LETTERS[right]}. {md_escape(options[right])}",
+                   icon=":material/check_circle:")
+    else:
+        st.warning(f"**Not quite.** You picked {LETTERS[chosen]}; the answer is "
+                   f"**{LETTERS[right]}. {md_escape(options[right])}**  \n"
+                   "This question will come back for review.", icon=":material/cancel:")
+    if getattr(q, "explanation", ""):
+        st.markdown(md_escape(q.explanation))
+    passage = getattr(q, "passage", None)
+    if passage is not None:
+        with st.expander("From your notes", expanded=True):
+            show_passage(passage, [options[right]])
+    cols = st.columns([1, 1, 2])
+    last = i + 1 >= len(questions)
+    if cols[0].button("See results" if last else "Next question", type="primary",
+                      icon=":material/arrow_forward:", key=f"pr_next_{i}", width="stretch"):
+        r["i"] += 1
+        r["submitted"] = None
+        st.rerun()
+    if chosen != right and cols[1].button("Explain my mistake", key=f"pr_explain_{i}",
+                                          icon=":material/psychology_alt:", width="stretch"):
+        st.session_state["explain_prefill"] = {
+            "question": q.stem, "options": dict(zip(LETTERS, options)),
+            "chosen": LETTERS[chosen], "correct": LETTERS[right]}
+        from rag.ui import app
+
+        app.go("explain")
+
+
+def _summary(settings: Settings, r: dict) -> None:
+    n = len(r["questions"])
+    st.subheader(f"Round finished: {r['score']} of {n} correct")
+    st.progress(r["score"] / max(n, 1))
+    if r["score"] < n:
+        st.caption("Missed questions come back on the Practice page when they are due.")
+    if st.button("Practise again", type="primary", icon=":material/replay:", key="pr_again"):
+        st.session_state.pop("pr_round", None)
+        st.rerun()
+    _progress_chart(settings)
+
 
 def page() -> None:
-    st.info("Coming soon.")
+    settings = resources.session_settings()
+    st.title("Practice")
+    r = _round()
+    if r is None:
+        st.caption("Multiple-choice questions written from your notes. Each answer is graded "
+                   "with the passage it comes from; missed questions come back for review.")
+        _setup(settings)
+    elif r["i"] >= len(r["questions"]):
+        _summary(settings, r)
+    else:
+        if st.sidebar.button("Stop this round", icon=":material/stop:", width="stretch"):
+            st.session_state.pop("pr_round", None)
+            st.rerun()
+        _question(settings, r)

@@ -154,3 +154,16 @@ def backend_status(settings: Settings) -> list[dict] | None:
 
 def uploads_dir(settings: Settings) -> Path:
     return settings.home / "uploads"
+
+
+# --- practice -------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _progress(path: str):
+    from rag.progress import Progress
+
+    return Progress(Path(path))
+
+
+def get_progress(settings: Settings):
+    """The SQLite progress store (one connection factory per database file)."""
+    return _progress(str(settings.progress_db))
