@@ -1,0 +1,189 @@
+"""``study explain | quiz | progress | topics``: the study features on the command line."""
+
+from __future__ import annotations
+
+import json
+
+from rag.cli import emit, read_batch, settings_from
+from rag.errors import InputError, StudyragError
+
+
+def _tutor(args):
+    from rag.chains import Tutor
+
+    return Tutor(settings_from(args))
+
+
+def _options(raw: str | None) -> dict[str, str] | None:
+    """--options as JSON ({"A": "..."}) or as "A. ... | B. ..." text."""
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        from rag.explain import parse_options
+
+        _, value = parse_options(raw.replace(" | ", "\n"))
+    if not isinstance(value, dict) or len(value) < 2:
+        raise InputError('--options needs two or more options: \'{"A": "...", "B": "..."}\'.')
+    return {str(k).upper(): str(v) for k, v in value.items()}
+
+
+def cmd_explain(args) -> int:
+    from rag.explain import Explainer
+
+    explainer = Explainer(_tutor(args))
+
+    def one(question, chosen, correct, options) -> dict:
+        e = explainer.explain(question, chosen, correct, options)
+        return {"explanation": e.explanation, "correct": e.correct,
+                "citations": [c.model_dump(mode="json") for c in e.citations],
+                "abstained": e.abstained, "settled": e.settled, "confidence": e.confidence,
+                "chosen": e.chosen, "sections": e.sections.model_dump()}
+
+    if args.batch:
+        for row in read_batch(args.batch):
+            try:
+                if not isinstance(row.get("question"), str) or not row.get("chosen"):
+                    raise InputError('each line needs "question" and "chosen"')
+                options = row.get("options") if isinstance(row.get("options"), dict) else None
+                out = one(row["question"], row["chosen"], row.get("correct"), options)
+            except StudyragError as exc:
+                out = {"error": str(exc)}
+            emit({"id": row.get("id"), **out})
+        return 0
+    if not args.question or not args.chosen:
+        raise InputError('Give --question "..." (with options A-E) and --chosen LETTER.')
+    e = explainer.explain(args.question, args.chosen, args.correct, _options(args.options))
+    if args.json:
+        emit(e.to_json())
+        return 0
+    print(e.explanation)
+    if e.citations:
+        print("\nSources:")
+        for c in e.citations:
+            print(f"  [{c.n}] {c.passage.location}")
+    return 0
+
+
+def _progress(args):
+    from rag.progress import Progress
+
+    return Progress.for_settings(settings_from(args))
+
+
+def _ask(prompt: str) -> str | None:
+    """One line from stdin; None on EOF."""
+    try:
+        return input(prompt)
+    except EOFError:
+        return None
+
+
+def cmd_quiz(args) -> int:
+    from rag.quiz import Question, QuizMaker, grade
+
+    if args.n < 1 or args.n > 50:
+        raise InputError("--n must be between 1 and 50.")
+    tutor = _tutor(args)
+    progress = None if args.json else _progress(args)
+    maker = QuizMaker(tutor, progress=progress, seed=args.seed)
+    due: list[Question] = []
+    if progress is not None and not args.new_only:
+        for card in progress.due(limit=args.n):
+            if card.question_json and (not args.topic or
+                                       args.topic.lower() in card.topic.lower()):
+                due.append(Question.model_validate_json(card.question_json))
+    fresh = maker.make(args.topic, max(args.n - len(due), 1)) if len(due) < args.n else []
+    questions = (due + [q for q in fresh if q.id not in {d.id for d in due}])[: args.n]
+    if args.json:
+        emit({"topic": args.topic, "questions": [q.to_json() for q in questions],
+              "validity_rate": round(maker.stats.validity_rate, 4),
+              "candidates": maker.stats.candidates, "rejected": maker.stats.rejected})
+        return 0
+    right = 0
+    print(f"{len(questions)} questions"
+          f"{' on ' + args.topic if args.topic else ''} ({len(due)} due for review). "
+          "Answer with A-D; q quits.\n")
+    try:
+        for number, q in enumerate(questions, start=1):
+            print(f"Q{number}. {q.stem}")
+            for letter, option in zip("ABCD", q.options):
+                print(f"   {letter}) {option}")
+            while True:
+                reply = _ask("Your answer: ")
+                if reply is None or reply.strip().lower() in ("q", "quit", "exit"):
+                    raise EOFError
+                reply = reply.strip().upper()[:1]
+                if reply in "ABCD" and reply:
+                    break
+                print("   Please type A, B, C or D (q quits).")
+            chosen = "ABCD".index(reply)
+            ok, feedback = grade(q, chosen)
+            right += ok
+            card = progress.record(q.id, q.topic, chosen, q.answer_index,
+                                   question_json=q.model_dump_json())
+            print(f"   {feedback}")
+            print(f"   (Leitner box {card.box})\n")
+    except (EOFError, KeyboardInterrupt):
+        print("\nQuiz stopped; your answers so far are saved.")
+    print(f"Score: {right}/{len(questions)}")
+    return 0
+
+
+def cmd_progress(args) -> int:
+    progress = _progress(args)
+    if args.json:
+        emit(progress.to_json())
+        return 0
+    scores = progress.scores()
+    if not scores:
+        print("No quiz answers yet: try `study quiz --topic S3 --n 5`.")
+        return 0
+    width = max(len(s.topic) for s in scores)
+    print(f"{'topic':<{width}}  answered  correct  accuracy  due")
+    for s in scores:
+        print(f"{s.topic:<{width}}  {s.attempts:>8}  {s.correct:>7}  {s.accuracy:>8.0%}  "
+              f"{s.due:>3}")
+    return 0
+
+
+def cmd_topics(args) -> int:
+    from rag.index import NoteIndex
+    from rag.quiz import list_topics
+
+    topics = list_topics(NoteIndex(settings_from(args)))
+    if args.json:
+        emit({"topics": [t.model_dump() for t in topics]})
+        return 0
+    for t in topics:
+        print(f"{t.name}  ({t.chunks} passages; {', '.join(t.files)})")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("explain", help="explain why an exam answer was wrong, from your notes")
+    p.add_argument("--question", help="the exam question, options A-E on their own lines")
+    p.add_argument("--options", help='options as JSON {"A": ...} if not in the question')
+    p.add_argument("--chosen", help="the option you chose (letter)")
+    p.add_argument("--correct", help="the correct option, if you know it")
+    p.add_argument("--batch", metavar="FILE", help="JSONL of {id, question, chosen, correct?}")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("quiz", help="practice multiple-choice questions from your notes")
+    p.add_argument("--topic", help="a heading of your notes (see `study topics`)")
+    p.add_argument("--n", type=int, default=5, help="number of questions (default 5)")
+    p.add_argument("--json", action="store_true", help="print the questions as JSON instead")
+    p.add_argument("--seed", type=int, default=None, help="random seed (repeatable quizzes)")
+    p.add_argument("--new-only", action="store_true", help="skip questions due for review")
+    p.set_defaults(func=cmd_quiz)
+
+    p = sub.add_parser("progress", help="quiz scores per topic and reviews due")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_progress)
+
+    p = sub.add_parser("topics", help="list the topics (headings) of your notes")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_topics)
+
