@@ -200,3 +200,40 @@ def test_sessions_do_not_share_chat(corpus_env):
     two.run()
     assert len(one.session_state["chat"]) == 2
     assert "chat" not in two.session_state or not two.session_state["chat"]
+
+
+def test_practice_round_is_graded_and_recorded(corpus_env, tmp_path, monkeypatch):
+    from rag.progress import Progress
+    from rag.ui import resources
+
+    store = Progress(tmp_path / "progress.sqlite3")  # keep the shared home's history clean
+    monkeypatch.setattr(resources, "get_progress", lambda settings: store)
+    at = page_app("practice").run()
+    no_errors(at)
+    topics = at.multiselect(key="pr_topics").options
+    assert "My weak topics" in topics and len(topics) > 3
+    at.multiselect(key="pr_topics").set_value([topics[1]])
+    at.slider(key="pr_n").set_value(2)
+    at.button[0].click().run()  # "Start practice" (the form's submit button)
+    no_errors(at)
+    r = at.session_state["pr_round"]
+    assert len(r["questions"]) == 2
+    q = r["questions"][0]
+    wrong = (q.answer_index + 1) % 4
+    at.radio(key="pr_choice_0").set_value(wrong).run()
+    at.button(key="pr_submit_0").click().run()
+    no_errors(at)
+    assert any("Not quite" in w.value for w in at.warning)
+    assert any(e.label == "From your notes" for e in at.expander)
+    assert at.metric[0].value == "0/1"
+    at.button(key="pr_next_0").click().run()
+    at.radio(key="pr_choice_1").set_value(at.session_state["pr_round"]["questions"][1]
+                                          .answer_index).run()
+    at.button(key="pr_submit_1").click().run()
+    assert any("Correct" in s.value for s in at.success)
+    at.button(key="pr_next_1").click().run()
+    no_errors(at)
+    assert at.subheader[0].value == "Round finished: 1 of 2 correct"
+    # The miss was recorded: it is due for review and offered on the Explain page.
+    assert q.id in {c.question_id for c in store.due()}
+    assert at.session_state["pr_missed"][0]["question"] == q.stem

@@ -3,6 +3,8 @@ passage; progress per topic; missed questions come back on the spaced-repetition
 
 from __future__ import annotations
 
+import html
+
 import streamlit as st
 
 from rag.config import Settings
@@ -199,7 +201,7 @@ def _question(settings: Settings, r: dict) -> None:
     top[1].metric("Score", f"{r['score']}/{r['answered']}")
     top[2].progress((i + (r["submitted"] is not None)) / len(questions))
     with st.container(border=True):
-        st.markdown(f"#### {md_escape(q.stem)}")
+        st.markdown(f"<div class='sr-stem'>{html.escape(q.stem)}</div>", unsafe_allow_html=True)
         options = list(q.options)
         choice = st.radio("Your answer", range(len(options)), index=None, key=f"pr_choice_{i}",
                           format_func=lambda k: f"{LETTERS[k]}. {options[k]}",
@@ -235,7 +237,7 @@ def _question(settings: Settings, r: dict) -> None:
     passage = getattr(q, "passage", None)
     if passage is not None:
         with st.expander("From your notes", expanded=True):
-            show_passage(passage, [options[right]])
+            show_passage(passage, [getattr(q, "explanation", ""), options[right]])
     cols = st.columns([1, 1, 2])
     last = i + 1 >= len(questions)
     if cols[0].button("See results" if last else "Next question", type="primary",
@@ -265,8 +267,12 @@ def _summary(settings: Settings, r: dict) -> None:
     _progress_chart(settings)
 
 
+STEM_CSS = "<style>.sr-stem{font-size:1.12rem;font-weight:600;line-height:1.5}</style>"
+
+
 def page() -> None:
     settings = resources.session_settings()
+    st.html(STEM_CSS)
     st.title("Practice")
     r = _round()
     if r is None:
