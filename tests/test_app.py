@@ -237,3 +237,23 @@ def test_practice_round_is_graded_and_recorded(corpus_env, tmp_path, monkeypatch
     # The miss was recorded: it is due for review and offered on the Explain page.
     assert q.id in {c.question_id for c in store.due()}
     assert at.session_state["pr_missed"][0]["question"] == q.stem
+
+
+def test_quiz_me_on_this_opens_practice_on_the_topic(corpus_env):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.chat_input[0].set_value("What is a cluster placement group?").run()
+    at.button(key="quiz_1").click().run()
+    no_errors(at)
+    assert at.title[0].value == "Practice"
+    assert at.text_input(key="pr_custom").value == "Cluster"
+
+
+def test_sidebar_shows_unavailable_backend_clearly(corpus_env, monkeypatch):
+    monkeypatch.setenv("STUDYRAG_OLLAMA_HOST", "http://127.0.0.1:9")  # nothing listens there
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.toggle(key="sb_extractive").set_value(False).run()
+    at.selectbox(key="sb_backend").set_value("ollama").run()
+    no_errors(at)
+    warning = " ".join(w.value for w in at.sidebar.warning)
+    assert "ollama" in warning and "unavailable" in warning
+    assert at.text_input(key="sb_ollama_host").value == "http://127.0.0.1:9"
