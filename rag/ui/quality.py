@@ -46,6 +46,26 @@ def _frame(rows: dict, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(data).T.dropna(axis=1, how="all")
 
 
+def grouped_bars(frame: pd.DataFrame, title: str, height: int = 260) -> None:
+    """Grouped bars (one group per row, one bar per column, columns in their given order)."""
+    import altair as alt
+
+    if frame.empty:
+        return
+    order = list(frame.columns)
+    long = frame.reset_index(names="name").melt("name", var_name="metric", value_name="value")
+    long = long.dropna()
+    chart = alt.Chart(long).mark_bar().encode(
+        x=alt.X("name:N", title=None, axis=alt.Axis(labelAngle=0)),
+        xOffset=alt.XOffset("metric:N", sort=order),
+        y=alt.Y("value:Q", title=title),
+        color=alt.Color("metric:N", sort=order, title=None,
+                        legend=alt.Legend(orient="bottom")),
+        tooltip=["name", "metric", alt.Tooltip("value:Q", format=".3f")],
+    ).properties(height=height)
+    st.altair_chart(chart, width="stretch")
+
+
 def quick_eval_command(settings: Settings) -> list[str]:
     """The dev set is about the bundled notes: evaluate on them, in a separate home unless
     the configured notes are the bundled ones (then their index is reused)."""
@@ -91,8 +111,7 @@ def _report(path: Path) -> None:
         left, right = st.columns(2)
         with left:
             st.markdown("**Recall@k per retriever**")
-            if not recall.empty:
-                st.bar_chart(recall, stack=False, height=260, y_label="recall")
+            grouped_bars(recall, "recall")
         with right:
             st.markdown("**Retrieval latency p50 (ms)**")
             lat = _frame(retrieval, ["p50_ms"])
@@ -112,13 +131,11 @@ def _report(path: Path) -> None:
             quality = _frame(answers, ["faithfulness", "citation_precision", "must_correct"])
             if "faithfulness" not in quality:
                 st.caption("Faithfulness was not measured in this report.")
-            if not quality.empty:
-                st.bar_chart(quality, stack=False, height=260)
+            grouped_bars(quality, "share")
         with right:
             st.markdown("**Answer latency (ms)**")
             lat = _frame(answers, ["ttft_p50_ms", "latency_p50_ms", "latency_p95_ms"])
-            if not lat.empty:
-                st.bar_chart(lat, stack=False, height=260)
+            grouped_bars(lat, "ms")
     study = data.get("study") or {}
     flat = {k: v for k, v in study.items() if not isinstance(v, (dict, list))}
     if flat:
