@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from langchain_core.runnables import RunnableLambda
 
 from rag.config import Settings
-from rag.extractive import content_terms, select_sentences
+from rag.extractive import select_sentences
+from rag.text import content_terms
 from rag.models import Answer, Citation, Passage, Sentence
 from rag.retrieval import Hit, HybridSearch, clean_question
 

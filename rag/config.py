@@ -135,7 +135,16 @@ class Settings(BaseSettings):
     fetch_k: int = Field(default=40, ge=1, le=500, description="Candidates per retriever.")
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
     dense_weight: float = Field(default=1.0, ge=0, description="RRF weight of the dense list.")
-    bm25_weight: float = Field(default=1.0, ge=0, description="RRF weight of the BM25 list.")
+    bm25_weight: float = Field(default=1.5, ge=0, description="RRF weight of the BM25 list.")
+    rerank_depth: int = Field(
+        default=30, ge=1, le=500, description="Fused candidates re-scored by term coverage."
+    )
+    rerank_line_weight: float = Field(
+        default=0.3, ge=0, description="Weight of the best single line's term coverage."
+    )
+    rerank_coverage_weight: float = Field(
+        default=0.6, ge=0, description="Weight of the whole passage's term coverage."
+    )
     dedup_threshold: float = Field(
         default=0.92, gt=0, le=1.0, description="Cosine above which passages count as duplicates."
     )

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.extractive import _stem, content_terms, split_units
+from rag.extractive import split_units
+from rag.text import content_terms, stem as _stem
 from rag.retrieval import Hit
 
 _SENT = re.compile(r"(?<=[.!?;])\s+(?=[A-Z(`*_])")

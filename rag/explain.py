@@ -10,16 +10,19 @@ correct option is not given it is decided from the evidence (polarity-aware, see
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from rag.chains import render, renumber
+from rag.chains import parse_citations, render, renumber
 from rag.errors import InputError
 from rag.evidence import Clause, VectorCache, Verdict, clauses_of, distinctive_terms, verdicts_for
-from rag.extractive import _finish, content_terms
+from rag.extractive import _finish
+from rag.text import content_terms
 from rag.models import Citation, Sentence
 from rag.retrieval import Hit, clean_question
 
@@ -31,6 +34,7 @@ _REQUIREMENT = re.compile(
     r"\b(must|need|needs|required?|requirement|without|least|most|minimal|minimi[sz]e|"
     r"cost-effective|cheapest|fastest|should|only|cannot|comply|secure|highly available)\b",
     re.IGNORECASE)
+log = logging.getLogger(__name__)
 SETTLE_MARGIN = 0.06
 Confidence = Literal["high", "medium", "low", "none"]
 
@@ -201,7 +205,37 @@ class Explainer:
             result.explanation = (
                 "Your notes don't cover this scenario, so they can't explain the answer.")
             return result
-        return self._write(result, stem, hits, clauses, verdicts)
+        result = self._write(result, stem, hits, clauses, verdicts)
+        return self._rewrite(result)
+
+    def _rewrite(self, result: Explanation) -> Explanation:
+        """With a generator, reword the extractive draft; keep the draft on any failure.
+
+        The model sees only the cited passages and the draft, must keep the section titles
+        and may cite only the existing numbers, so the decision and grounding stay the same.
+        """
+        model = getattr(self.tutor, "generator", None)
+        if model is None or not result.citations:
+            return result
+        sources = "\n\n".join(f"[{c.n}] {c.passage.text}" for c in result.citations)
+        prompt = (
+            "Rewrite this explanation of a wrong exam answer for a student. Keep the section "
+            "titles, keep every fact and its [n] citation, use only the numbered sources, and "
+            f"do not change which option is correct.\n\nSources:\n{sources}\n\n"
+            f"Question: {result.question}\nOptions: {json.dumps(result.options)}\n\n"
+            f"Draft:\n{result.explanation}")
+        try:
+            reply = model.invoke(prompt)
+            text = str(getattr(reply, "content", reply)).strip()
+        except Exception as exc:  # a generator that is down must not break explain
+            log.warning("Generator unavailable for explain (%s); using the extractive text.",
+                        exc)
+            return result
+        cited = set(parse_citations(text))
+        valid = {c.n for c in result.citations}
+        if not text or not cited or not cited <= valid or "Key points" not in text:
+            return result
+        return result.model_copy(update={"explanation": text, "backend": "generated"})
 
     # --- writing --------------------------------------------------------------------------
     def _write(self, result: Explanation, stem: str, hits: list[Hit],

@@ -14,19 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.retrieval import Hit
+from rag.text import content_terms, stem
 
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-/.@]*[A-Za-z0-9]|[A-Za-z0-9]")
 _SENT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z(`*_])")
 _MARKUP = re.compile(r"(\*\*|__|`|\*|(?<!\w)_|_(?!\w))")
 _BULLET = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+")
-STOP = set(
-    "a an the and or of to in on for with by is are was were be been being it its this that "
-    "these those what which who whom whose when where why how do does did can could should "
-    "would will shall may might must i you he she we they them my your our their me us about "
-    "as at from into than then there here so if not no yes any some all each more most other "
-    "such only own same too very just also get gets use used using between vs versus tell "
-    "explain describe difference differ aws amazon".split()
-)
 
 
 @dataclass
@@ -38,17 +30,6 @@ class Unit:
     line: int
     lexical: float = 0.0
     score: float = 0.0
-
-
-def content_terms(text: str) -> list[str]:
-    return [w for w in (t.lower() for t in _WORD.findall(text)) if w not in STOP]
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ies", "es", "s", "ed"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
 
 
 def strip_markup(text: str) -> str:
@@ -82,17 +63,24 @@ def split_units(hit: Hit, hit_index: int, max_chars: int = 400) -> list[Unit]:
     return units
 
 
-def lexical_scores(question: str, units: list[Unit]) -> None:
-    """IDF-weighted share of the question's content terms found in each unit."""
-    q_terms = {_stem(t) for t in content_terms(question)}
-    if not q_terms or not units:
-        return
-    unit_terms = [{_stem(t) for t in content_terms(u.text)} for u in units]
+_QUANTITY = re.compile(
+    r"\b(how (many|much|long|big|large|often|fast)|limit|size|max(imum)?|min(imum)?|"
+    r"duration|cost|price|range|rate|capacity|when|ttl|timeout|number of)\b", re.IGNORECASE)
+_RESTATES = re.compile(r"^(prompt|question|scenario|q)\s*:|\?\s*$", re.IGNORECASE)
+
+
+def term_weights(question: str, units: list[Unit]) -> tuple[dict[str, float], list[set[str]]]:
+    """IDF (over the candidate units) of the question's terms, and each unit's term set."""
+    q_terms = {stem(t) for t in content_terms(question)}
+    unit_terms = [{stem(t) for t in content_terms(u.text)} for u in units]
     df = {t: sum(t in terms for terms in unit_terms) for t in q_terms}
     idf = {t: math.log(1 + len(units) / (1 + df[t])) for t in q_terms}
-    total = sum(idf.values()) or 1.0
-    for unit, terms in zip(units, unit_terms):
-        unit.lexical = sum(idf[t] for t in q_terms if t in terms) / total
+    return idf, unit_terms
+
+
+def covered(weights: dict[str, float], terms: set[str]) -> float:
+    total = sum(weights.values()) or 1.0
+    return sum(w for t, w in weights.items() if t in terms) / total
 
 
 @dataclass
@@ -110,29 +98,49 @@ def _finish(text: str) -> str:
 
 
 def select_sentences(question: str, qvec: np.ndarray, hits: list[Hit], embedder,
-                     max_sentences: int = 3, max_passages: int = 4) -> Extract:
-    """Pick the best-supported sentences: lexical overlap, semantic re-score, diversity."""
+                     max_sentences: int = 3, max_passages: int = 4,
+                     max_words: int = 70) -> Extract:
+    """Pick the sentences that answer: semantic + lexical fit, numbers for quantity
+    questions, then greedy selection that rewards covering the parts not yet covered."""
     units: list[Unit] = []
     for i, hit in enumerate(hits[:max_passages]):
         units.extend(split_units(hit, i))
     if not units:
         return Extract([], 0.0, 0.0)
-    lexical_scores(question, units)
-    for u in units:
+    weights, unit_terms = term_weights(question, units)
+    for u, terms in zip(units, unit_terms):
+        u.lexical = covered(weights, terms)
         u.score = u.lexical + 0.5 * hits[u.hit_index].dense - 0.03 * u.hit_index
-    shortlist = sorted(units, key=lambda u: u.score, reverse=True)[:14]
+    wants_number = bool(_QUANTITY.search(question))
+    ranked = sorted(range(len(units)), key=lambda i: units[i].score, reverse=True)[:16]
+    shortlist = [units[i] for i in ranked]
+    terms_of = [unit_terms[i] for i in ranked]
     vectors = embedder.encode([u.text for u in shortlist])
-    sims = vectors @ qvec
-    for u, sim in zip(shortlist, sims):
-        u.score = 0.55 * float(sim) + 0.45 * u.lexical - 0.02 * u.hit_index
-    shortlist.sort(key=lambda u: u.score, reverse=True)
-    best = shortlist[0].score
-    chosen: list[tuple[Unit, np.ndarray]] = []
-    for u, vec in sorted(zip(shortlist, vectors), key=lambda p: p[0].score, reverse=True):
-        if len(chosen) == max_sentences or u.score < best - 0.15:
+    for u, sim in zip(shortlist, vectors @ qvec):
+        u.score = (0.55 * float(sim) + 0.45 * u.lexical - 0.02 * u.hit_index
+                   + (0.08 if wants_number and any(ch.isdigit() for ch in u.text) else 0.0)
+                   - (0.25 if _RESTATES.search(u.text) else 0.0))
+    best = max(u.score for u in shortlist)
+    chosen: list[int] = []
+    seen_terms: set[str] = set()
+    words = 0
+    while len(chosen) < max_sentences:
+        def gain(i: int) -> float:
+            new = covered(weights, terms_of[i] - seen_terms) if chosen else 0.0
+            return shortlist[i].score + 0.3 * new
+
+        pool = [i for i in range(len(shortlist)) if i not in chosen
+                and shortlist[i].score >= best - 0.15
+                and all(float(vectors[i] @ vectors[j]) <= 0.85 for j in chosen)]
+        if not pool:
             break
-        if any(float(vec @ v) > 0.85 for _, v in chosen):
-            continue
-        chosen.append((u, vec))
+        pick = max(pool, key=gain)
+        size = len(shortlist[pick].text.split())
+        if chosen and words + size > max_words:
+            break
+        chosen.append(pick)
+        seen_terms |= terms_of[pick]
+        words += size
     coverage = max(u.lexical for u in units)
-    return Extract([( _finish(u.text), u.hit_index, u.line) for u, _ in chosen], best, coverage)
+    return Extract([(_finish(shortlist[i].text), shortlist[i].hit_index, shortlist[i].line)
+                    for i in chosen], best, coverage)

@@ -337,6 +337,11 @@ class NoteIndex:
         if report.added_files or report.updated_files or report.removed_files:
             self._new_revision(col)
         self.load_side_index()
+        if len(self._ids) != self.count():
+            # Chunks written by an interrupted ingest (same file hashes, so "unchanged" now)
+            # were never published to the BM25 side index: publish them now.
+            self._new_revision(col)
+            self.load_side_index()
         report.seconds = time.perf_counter() - start
         return report
 

@@ -18,6 +18,7 @@ from rag.config import Settings
 from rag.errors import InputError
 from rag.index import NoteIndex
 from rag.models import Chunk, Passage
+from rag.text import coverage, idf_weights, stems
 
 _WORD = re.compile(r"\w+")
 MAX_QUESTION_CHARS = 2000
@@ -90,23 +91,44 @@ class HybridSearch:
             weights=[self.settings.dense_weight, self.settings.bm25_weight],
         )
         dense_map, bm25_map = dict(dense), dict(sparse)
-        order = sorted(fused, key=fused.get, reverse=True)[: max(3 * k, k + 10)]
+        order = sorted(fused, key=fused.get, reverse=True)[: max(self.settings.rerank_depth, k)]
         vectors = self.index.vectors(order)
+        # The single-retriever modes exist to measure the parts: no rerank there.
+        scores = self.rerank(question, order, fused) if mode == "hybrid" else fused
         hits: list[Hit] = []
-        for cid in order:
+        for cid in sorted(scores, key=scores.get, reverse=True):
             chunk = self.index.chunk(cid)
             if chunk is None or cid not in vectors:
                 continue  # written by an unfinished ingest: not part of the live index yet
             sim = dense_map.get(cid)
             if sim is None:
                 sim = float(vectors[cid] @ qvec)
-            hit = Hit(cid, chunk, fused[cid], sim, bm25_map.get(cid, 0.0))
+            hit = Hit(cid, chunk, scores[cid], sim, bm25_map.get(cid, 0.0))
             if any(near_duplicate(hit, h, vectors, self.settings.dedup_threshold) for h in hits):
                 continue
             hits.append(hit)
             if len(hits) == k:
                 break
         return hits
+
+    def rerank(self, question: str, order: list[str], fused: dict[str, float]
+               ) -> dict[str, float]:
+        """Fused rank score plus how much of the question a passage (and its best line)
+        covers, IDF-weighted: lifts the passage that has all the asked-for facts."""
+        if not order:
+            return {}
+        df = self.index.term_df()
+        weights = idf_weights(stems(question), df, max(len(self.index.chunks()), 1))
+        top = max(fused[c] for c in order)
+        scores = {}
+        for cid in order:
+            chunk = self.index.chunk(cid)
+            lines = [stems(line) for line in [chunk.heading, *chunk.text.split("\n")]] \
+                if chunk else []
+            best_line, whole = coverage(weights, lines)
+            scores[cid] = (fused[cid] / top + self.settings.rerank_line_weight * best_line
+                           + self.settings.rerank_coverage_weight * whole)
+        return scores
 
     def retrieve(self, question: str, k: int | None = None, mode: str = "hybrid"
                  ) -> list[Passage]:

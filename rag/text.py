@@ -1,0 +1,47 @@
+"""Small text helpers shared by retrieval, the extractive answerer and the verifier."""
+
+from __future__ import annotations
+
+import math
+import re
+
+WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-/.@]*[A-Za-z0-9]|[A-Za-z0-9]")
+STOP = set(
+    "a an the and or of to in on for with by is are was were be been being it its this that "
+    "these those what which who whom whose when where why how do does did can could should "
+    "would will shall may might must i you he she we they them my your our their me us about "
+    "as at from into than then there here so if not no yes any some all each more most other "
+    "such only own same too very just also get gets use used using between vs versus tell "
+    "explain describe difference differ aws amazon".split()
+)
+
+
+def content_terms(text: str) -> list[str]:
+    """Lower-cased words that carry meaning (stop words and filler dropped)."""
+    return [w for w in (t.lower() for t in WORD.findall(text)) if w not in STOP]
+
+
+def stem(word: str) -> str:
+    """A light suffix stripper: enough to match 'buckets' with 'bucket'."""
+    for suffix in ("ing", "ies", "es", "s", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def stems(text: str) -> set[str]:
+    return {stem(t) for t in content_terms(text)}
+
+
+def idf_weights(terms: set[str], df: dict[str, int], n_docs: int) -> dict[str, float]:
+    return {t: math.log(1 + n_docs / (1 + df.get(t, 0))) for t in terms}
+
+
+def coverage(weights: dict[str, float], lines: list[set[str]]) -> tuple[float, float]:
+    """IDF-weighted share of the question's terms in the best line and in all lines."""
+    total = sum(weights.values())
+    if not total or not lines:
+        return 0.0, 0.0
+    best = max(sum(w for t, w in weights.items() if t in line) for line in lines)
+    union = set().union(*lines)
+    return best / total, sum(w for t, w in weights.items() if t in union) / total
