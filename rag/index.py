@@ -93,14 +93,18 @@ def open_client(settings: Settings):
         delay, last = 0.25, None
         while True:
             try:
+                import httpx
+
+                # chromadb's own HTTP session has no timeout and its constructor already talks
+                # to the server: probe first, so a hung server cannot hang us.
+                httpx.get(f"http://{settings.chroma_host}:{settings.chroma_port}/api/v2/"
+                          "heartbeat", timeout=settings.chroma_timeout_s).raise_for_status()
                 client = chromadb.HttpClient(
                     host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
                 )
                 # chromadb's HTTP session has no timeout: a stopped server would hang us.
                 session = getattr(getattr(client, "_server", None), "_session", None)
                 if session is not None:
-                    import httpx
-
                     session.timeout = httpx.Timeout(3 * settings.chroma_timeout_s,
                                                     connect=settings.chroma_timeout_s)
                 client.heartbeat()
@@ -318,7 +322,9 @@ class NoteIndex:
             report.chunks += len(chunks)
             if old:
                 report.updated_files += 1
-                stale_ids.extend(old[1])
+                # Chunks that did not change keep their id: re-written, so not stale.
+                fresh_ids = {f"{key}:{c.id}" for c in chunks}
+                stale_ids.extend(i for i in old[1] if i not in fresh_ids)
             else:
                 report.added_files += 1
             pending.extend((c, item.sha256) for c in chunks)

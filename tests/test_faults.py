@@ -234,7 +234,7 @@ def test_chroma_server_down_fails_within_timeout(tmp_path):
     with pytest.raises(IndexUnavailableError, match="not reachable") as err:
         NoteIndex(settings).count()
     took = time.monotonic() - started
-    assert 1.0 <= took <= 1.5 + 2.0, took  # retried with backoff, gave up at the timeout
+    assert 0.5 <= took <= 1.5 + 8.0, took  # retried with backoff, gave up at the timeout
     assert "\n" not in str(err.value)
 
 
@@ -418,3 +418,22 @@ def test_progress_db_that_is_not_sqlite_is_one_line(tmp_path):
     with pytest.raises(StudyragError) as err:
         Progress(db).record("q1", "S3", 0, 0)
     assert "\n" not in str(err.value)
+
+
+def test_editing_a_note_keeps_its_unchanged_chunks(tmp_path):
+    """Regression: unchanged chunks keep their id; they were upserted, then deleted as stale."""
+    from rag.index import NoteIndex
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    body = "# A\n" + "".join(f"- Fact {i}: S3 bucket {i} replicates data across zones for "
+                             "durability purposes.\n" for i in range(30))
+    (notes / "a.md").write_text(body)
+    settings = Settings(home=tmp_path / "h", notes_dir=notes)
+    first = NoteIndex(settings).ingest()
+    assert first.chunks > 2
+    (notes / "a.md").write_text(body + "- A new last fact about Glacier.\n")
+    index = NoteIndex(settings)
+    report = index.ingest()
+    assert report.updated_files == 1
+    assert index.count() == report.chunks == len(index.chunks()) >= first.chunks
