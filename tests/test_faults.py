@@ -188,7 +188,7 @@ def HybridSearch_text(settings: Settings, question: str) -> str:
 def test_sigkill_during_study_ingest_keeps_previous_index(fresh):
     """A real `study ingest` process killed with SIGKILL while it writes."""
     env = {"STUDYRAG_HOME": str(fresh.home), "STUDYRAG_NOTES_DIR": str(fresh.notes_dir)}
-    write_notes(fresh.notes_dir, extra=40)  # ~40 files of bulk to embed
+    write_notes(fresh.notes_dir, extra=150)  # > 2 write batches of 512 chunks
     chroma_dir = fresh.index_dir / "chroma"
 
     def written() -> int:
