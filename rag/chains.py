@@ -1,26 +1,50 @@
-"""The answer chain (LCEL): condense → retrieve → abstain or answer → cite.
+"""The answer chain (LCEL): condense → retrieve → abstain or answer → verify → cite.
 
-``Tutor`` is what the CLI, the app, explain and the eval harness call. The extractive answerer
-is built in; generators plug into the same chain (see ``rag.generation``).
+``Tutor`` is what the CLI, the app, explain and the eval harness call. Backends:
+
+* ``extractive`` — the best note sentences, quoted, each with [n] (no model).
+* ``embedded`` — SmolLM2-135M rewrites each extractively selected note sentence as an answer,
+  one sentence at a time (``rag.prompts.rewrite_messages``); the chain appends the citation.
+* ``ollama`` / ``openai`` — the numbered-passages prompt; [n] citations parsed from the text.
+
+Every generated sentence is checked against the passages it cites (``rag.verify``);
+unsupported ones are dropped or marked (``settings.unsupported``) and, when fewer than half
+survive, the extractive answer is returned with ``fell_back=True``. A generator that is
+missing or fails also falls back. ``backend="auto"`` picks the measured default
+(:data:`AUTO_PREFERS_EMBEDDED`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
+from rag import prompts
 from rag.config import Settings
-from rag.extractive import select_sentences
-from rag.text import content_terms
+from rag.errors import GenerationError
+from rag.extractive import Extract, select_sentences
 from rag.models import Answer, Citation, Passage, Sentence
+from rag.prompts import NOT_COVERED
 from rag.retrieval import Hit, HybridSearch, clean_question
+from rag.text import content_terms
 
-NOT_COVERED = "Your notes don't cover this."
+log = logging.getLogger(__name__)
+
 _CITE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+_LEADING_CITES = re.compile(r"^((?:\[\d+(?:\s*,\s*\d+)*\]\s*)+)")
+_DECLINE = re.compile(r"notes (do not|don't|dont) cover", re.IGNORECASE)
+
+# Measured on evals/datasets/dev.jsonl (see evals/reports/*-dev-generators.md): with the
+# support check, the embedded SmolLM2 rewrite did not beat quoting the notes on must-fact
+# correctness, so "auto" answers extractively unless a real model server is configured.
+AUTO_PREFERS_EMBEDDED = False
 
 
 @dataclass
@@ -80,29 +104,137 @@ def strip_citations(text: str) -> str:
     return " ".join(_CITE.sub("", text).split())
 
 
+def _tidy(text: str) -> str:
+    text = " ".join(text.split())
+    return re.sub(r"\s+([.,;:!?])", r"\1", text).strip()
+
+
+def parse_sentences(text: str) -> list[Sentence]:
+    """Split generated text into sentences, each with the [n] citations it carries.
+
+    Citations written after the full stop ("... objects. [1] Next ...") belong to the
+    sentence before them; a sentence that ends up with no words is dropped.
+    """
+    pieces = [p for p in _SENTENCE_END.split(" ".join(text.split())) if p.strip()]
+    out: list[Sentence] = []
+    for piece in pieces:
+        lead = _LEADING_CITES.match(piece)
+        if lead and out:
+            out[-1].citations.extend(parse_citations(lead.group(1)))
+            piece = piece[lead.end():]
+        body = _tidy(_CITE.sub("", piece))
+        cites = parse_citations(piece)
+        if body and re.search(r"\w", body):
+            out.append(Sentence(text=body, citations=cites))
+        elif cites and out:
+            out[-1].citations.extend(cites)
+    for s in out:
+        s.citations = list(dict.fromkeys(s.citations))
+    return out
+
+
+def resolve_answer_backend(settings: Settings) -> str:
+    """The backend that answers: the configured one, or what ``auto`` means right now.
+
+    ``auto`` uses a configured Ollama/OpenAI server when it is reachable; otherwise the
+    embedded model only if :data:`AUTO_PREFERS_EMBEDDED` (it lost to extractive on the dev set).
+    """
+    name = settings.backend
+    if name != "auto":
+        return name
+    try:
+        from rag.generation import resolve_backend
+
+        chosen = resolve_backend(settings)
+    except Exception as exc:  # a probe must never stop an answer
+        log.warning("backend probe failed: %s", exc)
+        return "extractive"
+    if chosen == "embedded" and not AUTO_PREFERS_EMBEDDED:
+        return "extractive"
+    return chosen
+
+
+@dataclass
+class _Draft:
+    """A generated answer before it becomes an Answer."""
+
+    sentences: list[Sentence]  # every sentence, verdicts set (shown and rejected)
+    model: str = ""
+    ttft_ms: float | None = None
+    tokens_per_s: float | None = None
+    rewrites_kept: int = 0
+    rewrites_total: int = 0
+
+
 class Tutor:
     """Answers questions from the notes with citations; one instance per process."""
 
     def __init__(self, settings: Settings, search: HybridSearch | None = None):
         self.settings = settings
         self.search = search or HybridSearch(settings)
-        self.chain = (
+        self._backend: str | None = None
+        self._verifier = None
+        self.prepare = (
             RunnableLambda(self._condense, name="condense")
             | RunnableLambda(self._retrieve, name="retrieve")
-            | RunnableLambda(self._answer, name="answer")
         )
+        self.chain = self.prepare | RunnableLambda(self._answer, name="answer")
+
+    # --- configuration -----------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """The answering backend (``auto`` resolved once, on first use)."""
+        if self._backend is None:
+            self._backend = resolve_answer_backend(self.settings)
+        return self._backend
+
+    @property
+    def verifier(self):
+        if self._verifier is None:
+            from rag.verify import make_verifier
+
+            self._verifier = make_verifier(self.settings, self.search.index.embedder)
+        return self._verifier
+
+    def chat_model(self):
+        """The generator (loaded lazily, cached per process by rag.generation)."""
+        from rag.generation import get_chat_model
+
+        return get_chat_model(self.settings, self.backend)
 
     # --- chain steps -------------------------------------------------------------------
     def _condense(self, state: ChainState) -> ChainState:
-        state.standalone = condense_question(state.question, state.history)
+        state.standalone = self.condense(state.question, state.history)
         return state
+
+    def condense(self, question: str, history: list[Turn]) -> str:
+        """Standalone form of a follow-up: the generator when it is a real model server
+        (history-aware LCEL prompt), else the heuristic :func:`condense_question`."""
+        if not history:
+            return question
+        if self.settings.condense_with_model and self.backend in ("ollama", "openai"):
+            try:
+                chain = prompts.CONDENSE_PROMPT | self.chat_model() | StrOutputParser()
+                text = chain.invoke({"history": prompts.format_history(history),
+                                     "question": question})
+                line = " ".join(text.strip().splitlines()[0].split()) if text.strip() else ""
+                if 3 <= len(line) <= 400 and content_terms(line):
+                    return line
+            except GenerationError as exc:
+                log.warning("condensing with the generator failed: %s", exc)
+        return condense_question(question, history)
 
     def _retrieve(self, state: ChainState) -> ChainState:
         state.hits = self.search.hits(state.standalone)
         return state
 
     def _answer(self, state: ChainState) -> Answer:
-        return self.extractive_answer(state)
+        final = None
+        for piece in self.respond(state):
+            if isinstance(piece, Answer):
+                final = piece
+        assert final is not None
+        return final
 
     # --- answering ---------------------------------------------------------------------
     def should_abstain(self, hits: list[Hit], best: float, coverage: float) -> bool:
@@ -119,15 +251,22 @@ class Tutor:
             latency_ms=(time.perf_counter() - state.started) * 1000,
         )
 
-    def extractive_answer(self, state: ChainState, fell_back: bool = False) -> Answer:
+    def extract(self, state: ChainState) -> Extract:
         embedder = self.search.index.embedder
         qvec = embedder.encode([state.standalone])[0]
-        extract = select_sentences(
+        return select_sentences(
             state.standalone, qvec, state.hits, embedder,
             max_sentences=self.settings.extractive_max_sentences,
         )
-        if not extract.sentences or self.should_abstain(state.hits, extract.best,
-                                                        extract.coverage):
+
+    def abstains(self, state: ChainState, extract: Extract) -> bool:
+        return not extract.sentences or self.should_abstain(state.hits, extract.best,
+                                                            extract.coverage)
+
+    def extractive_answer(self, state: ChainState, fell_back: bool = False,
+                          extract: Extract | None = None) -> Answer:
+        extract = extract if extract is not None else self.extract(state)
+        if self.abstains(state, extract):
             return self.abstention(state)
         passages = [h.passage() for h in state.hits]
         raw = [Sentence(text=text, citations=[i + 1], supported=True, score=1.0)
@@ -140,17 +279,187 @@ class Tutor:
             latency_ms=(time.perf_counter() - state.started) * 1000,
         )
 
+    def respond(self, state: ChainState) -> Iterator[str | Answer]:
+        """Yield text pieces as they are generated, then the final (verified) ``Answer``."""
+        backend = self.backend
+        extract = self.extract(state)
+        if backend == "extractive" or self.abstains(state, extract):
+            # The small model never declines: abstention is decided on the evidence alone.
+            answer = self.extractive_answer(state, extract=extract)
+            if backend != "extractive" and answer.abstained:
+                answer.backend = backend
+            yield from _words(answer.answer)
+            yield answer
+            return
+        try:
+            model = self.chat_model()
+            if backend == "embedded":
+                draft = yield from self._rewrite(state, extract, model)
+            else:
+                draft = yield from self._generate(state, model)
+        except GenerationError as exc:
+            log.warning("generator failed, answering extractively: %s", exc)
+            yield self._fallback(state, extract, reason=str(exc))
+            return
+        if draft is None:  # the model said the notes do not cover it
+            yield self.abstention(state, backend)
+            return
+        yield self._finish(state, extract, draft, backend)
+
+    def _fallback(self, state: ChainState, extract: Extract, reason: str = "",
+                  draft: _Draft | None = None) -> Answer:
+        answer = self.extractive_answer(state, fell_back=True, extract=extract)
+        if draft is not None:
+            answer.model = draft.model
+            answer.ttft_ms = draft.ttft_ms
+            answer.tokens_per_s = draft.tokens_per_s
+        return answer
+
+    def _finish(self, state: ChainState, extract: Extract, draft: _Draft,
+                backend: str) -> Answer:
+        shown_ok = [s for s in draft.sentences if s.supported]
+        generated_ok = draft.rewrites_kept if backend == "embedded" else len(shown_ok)
+        total = draft.rewrites_total if backend == "embedded" else len(draft.sentences)
+        if generated_ok < 1 or generated_ok < total / 2:
+            return self._fallback(state, extract, "too few supported sentences", draft)
+        mark = self.settings.unsupported == "mark"
+        shown = [s for s in draft.sentences if s.supported or mark]
+        passages = [h.passage() for h in state.hits]
+        shown_sentences, citations = _renumber_all(shown, draft.sentences, passages)
+        return Answer(
+            question=state.question,
+            answer=render([s for s in shown_sentences if s.supported or mark],
+                          mark_unsupported=mark),
+            citations=citations, sentences=shown_sentences, backend=backend,
+            model=draft.model, ttft_ms=draft.ttft_ms, tokens_per_s=draft.tokens_per_s,
+            standalone_question=state.standalone,
+            latency_ms=(time.perf_counter() - state.started) * 1000,
+        )
+
+    def _check(self, sentence: Sentence, passages: list[Passage]) -> Sentence:
+        from rag.verify import with_heading
+
+        cited = [passages[n - 1] for n in sentence.citations if 1 <= n <= len(passages)]
+        if not cited:
+            return sentence.model_copy(update={"supported": False, "score": 0.0,
+                                               "citations": []})
+        verdict = self.verifier.check(sentence.text,
+                                      [with_heading(p.heading, p.text) for p in cited])
+        return sentence.model_copy(update={
+            "supported": verdict.supported, "score": verdict.score,
+            "citations": [n for n in sentence.citations if 1 <= n <= len(passages)]})
+
+    def _rewrite(self, state: ChainState, extract: Extract, model
+                 ) -> Iterator[str | Answer]:
+        """Embedded path: rephrase each selected note sentence; stream tokens as they come.
+
+        A rewrite is kept only if it passes the support check against its passage and keeps
+        every number of the note sentence; otherwise the note sentence itself stands in (the
+        rejected text is kept in ``sentences`` with ``supported: false``).
+        """
+        from rag.generation import EMBEDDED_MODEL, stream_text
+        from rag.verify import numbers
+
+        passages = [h.passage() for h in state.hits]
+        order: dict[int, int] = {}
+        for _, i, _ in extract.sentences:
+            order.setdefault(i + 1, len(order) + 1)
+        bound = model.bind(stop=prompts.REWRITE_STOP)
+        sentences: list[Sentence] = []
+        ttft = None
+        tokens = 0
+        decode_s = 0.0
+        kept = 0
+        for k, (note_sentence, i, _) in enumerate(extract.sentences):
+            n = i + 1
+            if k:
+                yield " "
+            stream = stream_text(bound, prompts.rewrite_messages(note_sentence, state.standalone))
+            for piece in stream:
+                if ttft is None:
+                    ttft = (time.perf_counter() - state.started) * 1000
+                yield piece
+            yield f" [{order[n]}]"
+            stats = stream.stats
+            tokens += stats.n_tokens
+            if stats.tokens_per_s and stats.n_tokens > 1:
+                decode_s += (stats.n_tokens - 1) / stats.tokens_per_s
+            candidates = [s for s in parse_sentences(strip_citations(stream.text))
+                          if not s.text.endswith("?")]
+            checked = [self._check(s.model_copy(update={"citations": [n]}), passages)
+                       for s in candidates]
+            good = [s for s in checked if s.supported]
+            lost = numbers(note_sentence) - numbers(" ".join(s.text for s in good))
+            if good and not lost:
+                kept += 1
+                sentences.extend(checked)
+            else:
+                sentences.extend(s.model_copy(update={"supported": False}) for s in checked)
+                sentences.append(Sentence(text=note_sentence, citations=[n], supported=True,
+                                          score=1.0))
+        return _Draft(sentences, model=EMBEDDED_MODEL, ttft_ms=ttft,
+                      tokens_per_s=(tokens - len(extract.sentences)) / decode_s
+                      if decode_s > 0 else None,
+                      rewrites_kept=kept, rewrites_total=len(extract.sentences))
+
+    def _generate(self, state: ChainState, model) -> Iterator[str | Answer]:
+        """Ollama/OpenAI path: numbered passages in, cited sentences out (then verified)."""
+        from rag.generation import stream_text
+
+        passages = [h.passage() for h in state.hits]
+        stream = stream_text(model, prompts.answer_messages(state.standalone, passages))
+        ttft = None
+        for piece in stream:
+            if ttft is None:
+                ttft = (time.perf_counter() - state.started) * 1000
+            yield piece
+        name = str(getattr(model, "model", "") or "")
+        text = stream.text.strip()
+        if _DECLINE.search(text) and len(strip_citations(text)) < 80:
+            return None
+        sentences = [self._check(s, passages) for s in parse_sentences(text)]
+        return _Draft(sentences, model=name, ttft_ms=ttft,
+                      tokens_per_s=stream.stats.tokens_per_s)
+
+    # --- entry points --------------------------------------------------------------------
     def ask(self, question: str, history: list[Turn] | None = None) -> Answer:
         question = clean_question(question)
         return self.chain.invoke(ChainState(question=question, history=list(history or [])))
 
     def stream(self, question: str, history: list[Turn] | None = None
                ) -> Iterator[str | Answer]:
-        """Yield text pieces as they are ready, then the final ``Answer``."""
-        answer = self.ask(question, history)
-        for i, piece in enumerate(answer.answer.split(" ")):
-            yield piece if i == 0 else " " + piece
-        yield answer
+        """Yield text pieces as they are generated, then the final ``Answer``.
+
+        The final answer is the verified one and may differ from the streamed text
+        (unsupported sentences dropped, or the extractive fallback): show the final one.
+        """
+        question = clean_question(question)
+        state = self.prepare.invoke(ChainState(question=question, history=list(history or [])))
+        yield from self.respond(state)
+
+
+def _words(text: str) -> Iterator[str]:
+    for i, piece in enumerate(text.split(" ")):
+        yield piece if i == 0 else " " + piece
+
+
+def _renumber_all(shown: list[Sentence], every: list[Sentence], passages: list[Passage]
+                  ) -> tuple[list[Sentence], list[Citation]]:
+    """Renumber citations by first use in the shown sentences; hidden (dropped) sentences
+    keep the numbers they share with shown ones and lose the rest."""
+    shown_ids = {id(s) for s in shown}
+    renumbered, citations = renumber(shown, passages)
+    by_passage = {c.passage.key: c.n for c in citations}
+    out: list[Sentence] = []
+    it = iter(renumbered)
+    for s in every:
+        if id(s) in shown_ids:
+            out.append(next(it))
+        else:
+            nums = sorted({by_passage[passages[n - 1].key] for n in s.citations
+                           if 1 <= n <= len(passages) and passages[n - 1].key in by_passage})
+            out.append(s.model_copy(update={"citations": nums}))
+    return out, citations
 
 
 _FOLLOW_UP = re.compile(

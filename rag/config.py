@@ -174,7 +174,13 @@ class Settings(BaseSettings):
         default="drop", description="What to do with sentences the support check rejects."
     )
     support_threshold: float = Field(
-        default=0.5, ge=0, le=1, description="Minimum support score for a sentence."
+        default=0.5, ge=0, le=1,
+        description="Minimum support score (rag.verify; calibrated by study eval-verifier).",
+    )
+    condense_with_model: bool = Field(
+        default=True,
+        description="Let an ollama/openai generator rewrite follow-ups as standalone questions "
+                    "(the embedded model and extractive mode use the heuristic).",
     )
 
     @field_validator("home", "notes_dir", mode="after")

@@ -1,0 +1,357 @@
+"""Support check: is an answer sentence backed by the passages it cites?
+
+The score combines three measurable signals against the cited evidence:
+
+* lexical coverage — the share of the sentence's content words found in the evidence
+  (5-letter prefixes, so ``encrypts``/``encryption`` and ``natively``/``native`` match);
+* semantic similarity — the best cosine between the sentence and one evidence line
+  (the index's own embedder, so nothing new is loaded);
+* polarity — a negation in the sentence but not in the evidence line it matches best
+  (or the other way round) costs a fixed penalty.
+
+Hard rules cap the score at 0: every number in the sentence (unit-normalised: ``15-minute`` =
+``15 minutes``, ``10GB`` = ``10 GB``, ``fifteen`` = ``15``) and every AWS service or database
+engine it names must appear in the evidence. ``support_threshold`` (calibrated on
+``evals/datasets/verifier_pairs.jsonl`` by ``study eval-verifier``) turns the score into a verdict.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rag.text import content_terms
+
+# --- numbers ---------------------------------------------------------------------------
+_NUMBER_WORDS = {
+    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+    "ninety": 90, "hundred": 100, "thousand": 1000, "twice": 2, "double": 2,
+}
+_NUM = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\d])")
+_NUM_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+
+
+def numbers(text: str) -> set[float]:
+    """Every quantity in ``text`` as a value: '15-minute', '15 minutes', 'fifteen' -> 15."""
+    values = {float(m.group(1).replace(",", "")) for m in _NUM.finditer(text)}
+    values |= {float(_NUMBER_WORDS[m.group(1).lower()]) for m in _NUM_WORD.finditer(text)}
+    return values
+
+
+# --- service names ---------------------------------------------------------------------
+# canonical name -> pattern of every way the notes write it (case-insensitive unless noted)
+_SERVICES: dict[str, str] = {
+    "s3": r"\bs3\b|simple storage service",
+    "glacier": r"\bglacier\b",
+    "ec2": r"\bec2\b|elastic compute cloud",
+    "ebs": r"\bebs\b|elastic block store",
+    "efs": r"\befs\b|elastic file system",
+    "fsx": r"\bfsx\b",
+    "lambda": r"\blambda\b",
+    "dynamodb": r"\bdynamo\s?db\b|\bdyanmodb\b",
+    "dax": r"\bdax\b",
+    "rds": r"\brds\b|relational database service",
+    "aurora": r"\baurora\b",
+    "redshift": r"\bredshift\b",
+    "elasticache": r"\belasti?c?\s?cache\b|\belasticache\b",
+    "sqs": r"\bsqs\b|simple queue service",
+    "sns": r"\bsns\b|simple notification service",
+    "kinesis": r"\bkinesis\b",
+    "firehose": r"\bfirehose\b",
+    "cloudfront": r"\bcloun?d\s?front\b",
+    "route53": r"\broute\s?53\b",
+    "api gateway": r"\bapi gateway\b",
+    "global accelerator": r"\bglobal accelerator\b",
+    "direct connect": r"\bdirect connect\b|\bdx\b",
+    "nat gateway": r"\bnat\s?(gateway|gw)\b|\bnatgw\b",
+    "iam": r"\biam\b",
+    "kms": r"\bkms\b|\bksm\b|key management service",
+    "cloudhsm": r"\bcloud\s?hsm\b",
+    "secrets manager": r"\bsecrets? manager\b",
+    "parameter store": r"\bparam(e)?ter store\b|\bssm\b",
+    "aws config": r"\baws config\b|\bconfig rules?\b",
+    "cloudtrail": r"\bcloud\s?trail\b",
+    "cloudwatch": r"\bcloud\s?watch\b",
+    "eventbridge": r"\beventbridge\b",
+    "step functions": r"\bstep functions?\b",
+    "ecs": r"\becs\b|elastic container service",
+    "eks": r"\beks\b|elastic kubernetes service",
+    "fargate": r"\bfargate\b",
+    "ecr": r"\becr\b",
+    "textract": r"\btextract\b",
+    "kendra": r"\bkendra\b",
+    "rekognition": r"\brekognition\b",
+    "comprehend": r"\bcomprehend\b",
+    "macie": r"\bmacie\b",
+    "guardduty": r"\bguard\s?duty\b",
+    "inspector": r"\binspector\b",
+    "shield": r"\bshield\b",
+    "waf": r"\bwaf\b",
+    "cognito": r"\bcognito\b",
+    "snowball": r"\bsnowball\b",
+    "snowmobile": r"\bsnowmobile\b",
+    "storage gateway": r"\bstorage gateway\b",
+    "datasync": r"\bdata\s?sync\b",
+    "athena": r"\bathena\b",
+    "glue": r"\bglue\b",
+    "emr": r"\bemr\b",
+    "quicksight": r"\bquicksight\b",
+    "lightsail": r"\blightsail\b",
+    "beanstalk": r"\bbeanstalk\b",
+    "cloudformation": r"\bcloud\s?formation\b",
+    "organizations": r"\borganizations\b|\bscps?\b",
+    "alb": r"\balb\b|application load balancer",
+    "nlb": r"\bnlb\b|network load balancer",
+    "clb": r"\bclb\b|classic load balancer",
+    "gwlb": r"\bgwlb\b|gateway load balancer",
+    "transit gateway": r"\btransit gateway\b|\btgw\b",
+    "vpn": r"\bvpn\b",
+    "outposts": r"\boutposts?\b",
+    "appsync": r"\bappsync\b",
+    "mq": r"\bamazon mq\b",
+    "batch": r"\baws batch\b",
+    "sagemaker": r"\bsagemaker\b",
+    "mysql": r"\bmysql\b",
+    "postgresql": r"\bpostgre(s|sql)\b",
+    "oracle": r"\boracle\b",
+    "sql server": r"\bsql server\b|\bmssql\b",
+    "mariadb": r"\bmariadb\b",
+}
+_SERVICE_RE = {name: re.compile(p, re.IGNORECASE) for name, p in _SERVICES.items()}
+
+
+def services(text: str) -> set[str]:
+    """Canonical names of the AWS services (and engines/OSes) ``text`` mentions."""
+    return {name for name, pattern in _SERVICE_RE.items() if pattern.search(text)}
+
+
+# --- negation --------------------------------------------------------------------------
+_NEGATION = re.compile(
+    r"\b(not|no|never|none|neither|nor|cannot|can't|cant|without|doesn't|don't|isn't|aren't|"
+    r"won't|wasn't|didn't|unable|unencrypted|unsupported|impossible)\b|n't\b", re.IGNORECASE)
+
+
+def negations(text: str) -> int:
+    return len(_NEGATION.findall(text))
+
+
+# --- lexical ---------------------------------------------------------------------------
+def _keys(text: str) -> set[str]:
+    return {t[:5] for t in content_terms(text) if not t.replace(".", "").isdigit()}
+
+
+_LINE_SPLIT = re.compile(r"\n+|(?<=[.!?])\s+(?=[A-Z(])")
+_BULLETS = re.compile(r"^[\s\-*+•○§□®◊}>#]+")
+
+
+def evidence_lines(passages: Sequence[str]) -> list[str]:
+    """Lines/sentences of the evidence, bullets and markup stripped."""
+    lines = []
+    for text in passages:
+        for raw in _LINE_SPLIT.split(text.replace("**", "").replace("`", "")):
+            line = _BULLETS.sub("", raw).strip()
+            if len(line) >= 3:
+                lines.append(line)
+    return lines
+
+
+@dataclass
+class Verdict:
+    """One sentence's support check (``reasons`` name every failed hard rule)."""
+
+    supported: bool
+    score: float
+    lexical: float = 0.0
+    semantic: float = 0.0
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Verifier:
+    """Scores sentences against evidence; ``embedder`` is optional (lexical-only without)."""
+
+    embedder: object | None = None
+    threshold: float = 0.5
+    lexical_weight: float = 0.5
+    semantic_weight: float = 0.5
+    negation_penalty: float = 0.5
+
+    def check(self, sentence: str, passages: Sequence[str]) -> Verdict:
+        text = " ".join(sentence.split())
+        split = [_split_heading(p) for p in passages]
+        lines = evidence_lines([f"{h}\n{b}" if h else b for h, b in split])
+        evidence = "\n".join(f"{h}\n{b}" for h, b in split)
+        if not lines or not content_terms(text):
+            return Verdict(False, 0.0, reasons=["no evidence"] if not lines else ["empty"])
+        reasons: list[str] = []
+        missing_numbers = numbers(text) - numbers(evidence)
+        if missing_numbers:
+            reasons.append("number not in evidence: " + ", ".join(
+                f"{n:g}" for n in sorted(missing_numbers)))
+        # A service counts when the passage body names it, or only its heading does and the
+        # body names no other service (a heading "FSx for Windows" over a line about EFS
+        # must not vouch for "FSx only supports Linux").
+        missing_services = set(services(text))
+        for head, body in split:
+            in_body = services(body)
+            missing_services -= in_body
+            if not in_body:
+                missing_services -= services(head)
+        if missing_services:
+            reasons.append("service not in evidence: " + ", ".join(sorted(missing_services)))
+
+        keys = _keys(text)
+        evidence_keys = _keys(evidence)
+        lexical = len(keys & evidence_keys) / len(keys) if keys else 0.0
+        line_keys = [_keys(line) for line in lines]
+        overlaps = [len(keys & lk) for lk in line_keys]
+        semantic = 0.0
+        if self.embedder is not None:
+            vectors = np.asarray(self.embedder.encode([text, *lines]))
+            sims = vectors[1:] @ vectors[0]
+            best = int(np.argmax(sims))
+            semantic = float(sims[best])
+            # The line the sentence restates: shared words and similarity together.
+            aligned = max(range(len(lines)), key=lambda i: overlaps[i] / max(1, len(keys))
+                          + float(sims[i]))
+        else:
+            aligned = int(np.argmax(overlaps))
+            semantic = lexical
+        score = self.lexical_weight * lexical + self.semantic_weight * semantic
+        if negations(text) % 2 != negations(lines[aligned]) % 2:
+            score -= self.negation_penalty
+            reasons.append(f"polarity differs from: {lines[aligned][:80]}")
+        if missing_numbers or missing_services:
+            score = 0.0
+        score = max(0.0, min(1.0, score))
+        return Verdict(score >= self.threshold and not missing_numbers and not missing_services,
+                       round(score, 4), round(lexical, 4), round(semantic, 4), reasons)
+
+
+def make_verifier(settings, embedder) -> Verifier:
+    return Verifier(embedder=embedder, threshold=settings.support_threshold)
+
+
+def make_judge(settings, embedder) -> Callable[[str, list[str]], bool]:
+    """The default support judge of ``study eval``: ``judge(sentence, passages) -> bool``."""
+    verifier = make_verifier(settings, embedder)
+    return lambda sentence, passages: verifier.check(sentence, passages).supported
+
+
+def with_heading(heading: str, text: str) -> str:
+    """Evidence text as the verifier sees a passage: its heading path, then its text."""
+    return f"{HEADING_MARK}{heading}\n{text}" if heading else text
+
+
+HEADING_MARK = "#> "
+
+
+def _split_heading(passage: str) -> tuple[str, str]:
+    if passage.startswith(HEADING_MARK):
+        head, _, body = passage.partition("\n")
+        return head[len(HEADING_MARK):], body
+    return "", passage
+
+
+# --- measuring the verifier on hand-labelled pairs ---------------------------------------
+def load_pairs(path, notes_dir=None) -> list[dict]:
+    """Labelled pairs; with ``notes_dir`` each gets ``heading``: the heading path of the
+    section holding its quote, which a retrieved passage would carry too."""
+    import json
+    from pathlib import Path
+
+    pairs = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()
+             if line.strip()]
+    if notes_dir is not None:
+        from rag.chunking import split_sections
+        from rag.loading import load_file
+
+        notes: dict[str, object] = {}
+        for p in pairs:
+            path_ = Path(notes_dir) / p["file"]
+            if p["file"] not in notes and path_.is_file():
+                notes[p["file"]] = load_file(path_, Path(notes_dir), 50 * 2**20)
+            note = notes.get(p["file"])
+            p["heading"] = ""
+            if note is None or not hasattr(note, "lines"):
+                continue
+            first = p["passage_quote"].split("\n")[0].strip()[:60]
+            for section in split_sections(note):
+                if any(first and first in line for line in section.lines):
+                    p["heading"] = section.heading
+                    break
+    return pairs
+
+
+def pr(labels: list[bool], predicted: list[bool]) -> dict:
+    """Precision/recall of 'supported' (and of 'unsupported', the class we must catch)."""
+    tp = sum(p and y for p, y in zip(predicted, labels))
+    fp = sum(p and not y for p, y in zip(predicted, labels))
+    fn = sum(not p and y for p, y in zip(predicted, labels))
+    tn = sum(not p and not y for p, y in zip(predicted, labels))
+    nan = float("nan")
+    return {
+        "precision": tp / (tp + fp) if tp + fp else nan,
+        "recall": tp / (tp + fn) if tp + fn else nan,
+        "unsupported_precision": tn / (tn + fn) if tn + fn else nan,
+        "unsupported_recall": tn / (tn + fp) if tn + fp else nan,
+        "accuracy": (tp + tn) / len(labels) if labels else nan,
+        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+    }
+
+
+def evaluate_pairs(verifier: Verifier, pairs: list[dict]) -> dict:
+    """Score every pair; precision/recall at the verifier's threshold and the best threshold.
+
+    ``calibrated`` picks the threshold that maximises supported-precision first and then
+    recall on these same pairs; ``cross_validated`` is the honest number (2-fold: choose on
+    odd ids, test on even ids and vice versa).
+    """
+    verdicts = [verifier.check(p["sentence"],
+                               [with_heading(p.get("heading", ""), p["passage_quote"])])
+                for p in pairs]
+    labels = [bool(p["supported"]) for p in pairs]
+    rules_ok = [not any(r.startswith(("number", "service")) for r in v.reasons)
+                for v in verdicts]
+    scores = [v.score for v in verdicts]
+
+    def predict(threshold: float, idx) -> list[bool]:
+        return [rules_ok[i] and scores[i] >= threshold for i in idx]
+
+    def choose(idx) -> float:
+        grid = [round(0.2 + 0.01 * i, 2) for i in range(70)]
+
+        def key(t: float):
+            m = pr([labels[i] for i in idx], predict(t, idx))
+            prec = 0.0 if m["precision"] != m["precision"] else m["precision"]
+            return (round(m["accuracy"], 4) if prec >= 0.95 else -1, prec, m["recall"], -t)
+
+        return max(grid, key=key)
+
+    everything = list(range(len(pairs)))
+    at_setting = pr(labels, predict(verifier.threshold, everything))
+    best = choose(everything)
+    folds = [[i for i in everything if i % 2 == 0], [i for i in everything if i % 2 == 1]]
+    cv_pred: dict[int, bool] = {}
+    for train, test in ((folds[0], folds[1]), (folds[1], folds[0])):
+        t = choose(train)
+        cv_pred.update(zip(test, predict(t, test)))
+    cross = pr(labels, [cv_pred[i] for i in everything])
+    by_kind: dict[str, dict] = {}
+    for p, v in zip(pairs, verdicts):
+        k = by_kind.setdefault(p["kind"], {"n": 0, "correct": 0})
+        k["n"] += 1
+        k["correct"] += v.supported == bool(p["supported"])
+    rows = [{"id": p["id"], "kind": p["kind"], "supported": p["supported"],
+             "predicted": v.supported, "score": v.score, "lexical": v.lexical,
+             "semantic": v.semantic, "reasons": v.reasons}
+            for p, v in zip(pairs, verdicts)]
+    return {"pairs": len(pairs), "threshold": verifier.threshold, "at_threshold": at_setting,
+            "best_threshold": best,
+            "at_best_threshold": pr(labels, predict(best, everything)),
+            "cross_validated": cross, "by_kind": by_kind, "rows": rows}
