@@ -52,10 +52,14 @@ def run_answers(settings, search, items, backend: str) -> dict:
     return {it.id: tutor.ask(it.question) for it in items}
 
 
-def support_judge(settings, search):
-    """The default support judge (our verifier) if it exists; None otherwise."""
+def support_judge(settings, search, kind: str = "verifier"):
+    """The support judge: our verifier (default) or an LLM through ollama/openai."""
     if importlib.util.find_spec("rag.verify") is None:
         return None
+    if kind == "llm":
+        from rag.verify import make_llm_judge
+
+        return make_llm_judge(settings)
     from rag.verify import make_judge
 
     return make_judge(settings, search.index.embedder)
@@ -93,14 +97,22 @@ def cmd_eval(args) -> int:
                      "p50_ms": percentile(timings[r], 0.5)} for r in RETRIEVERS}
     data["retrieval"] = retrieval
 
-    judge = support_judge(settings, search)
+    judge = support_judge(settings, search, getattr(args, "judge", "verifier"))
+    data["judge"] = getattr(args, "judge", "verifier")
     answers = {}
     details = {}
     for backend in answer_backends(settings, args.backends):
+        started = time.perf_counter()
         got = run_answers(settings, search, items, backend)
         answers[backend] = answer_metrics(items, got, judge)
+        answers[backend]["fell_back"] = sum(a.fell_back for a in got.values())
+        answers[backend]["dropped_sentences"] = sum(
+            not s.supported for a in got.values() for s in a.sentences)
+        answers[backend]["seconds"] = time.perf_counter() - started
         details[backend] = {i: {"answer": a.answer, "abstained": a.abstained,
-                                "backend": a.backend, "fell_back": a.fell_back}
+                                "backend": a.backend, "fell_back": a.fell_back,
+                                "ttft_ms": a.ttft_ms, "tokens_per_s": a.tokens_per_s,
+                                "sentences": [s.model_dump() for s in a.sentences]}
                             for i, a in got.items()}
     data["answers"] = answers
     data["answer_details"] = details
@@ -126,7 +138,10 @@ def cmd_eval(args) -> int:
           table(answers, ["must_correct", "must_groups", "abstention", "false_abstention",
                           "median_words", "faithfulness", "citation_recall",
                           "citation_precision", "latency_p50_ms", "ttft_p50_ms",
-                          "tokens_per_s"]), ""]
+                          "tokens_per_s", "fell_back", "dropped_sentences"]),
+          f"Support judge: {data['judge']} (faithfulness / citation metrics). With the default "
+          "judge (our verifier) a generated sentence that survived the support check passes by "
+          "construction; `study eval-verifier` measures the verifier itself.", ""]
     if study:
         md += ["## Study features", "", "```", *(f"{k}: {fmt(v)}" for k, v in study.items()
                                                  if not isinstance(v, (list, dict))), "```", ""]
@@ -200,13 +215,71 @@ def cmd_bench(args) -> int:
     return 0
 
 
+VERIFIER_SET = REPO / "evals" / "datasets" / "verifier_pairs.jsonl"
+
+
+def cmd_eval_verifier(args) -> int:
+    """Precision/recall of the support verifier on hand-labelled (sentence, passage) pairs."""
+    from rag.embeddings import embedder_for
+    from rag.verify import Verifier, evaluate_pairs, load_pairs
+
+    settings = settings_from(args)
+    threshold = args.threshold if args.threshold is not None else settings.support_threshold
+    pairs = load_pairs(Path(args.dataset), settings.notes_dir)
+    verifier = Verifier(embedder=embedder_for(settings), threshold=threshold)
+    started = time.perf_counter()
+    result = evaluate_pairs(verifier, pairs)
+    result["seconds"] = time.perf_counter() - started
+    result["command"] = command_line()
+    result["dataset"] = str(args.dataset)
+    labelled = sum(bool(p["supported"]) for p in pairs)
+    rows = {f"threshold {threshold:g} (setting)": result["at_threshold"],
+            f"threshold {result['best_threshold']:g} (best on these pairs)":
+                result["at_best_threshold"],
+            "2-fold cross-validated threshold": result["cross_validated"]}
+    cols = ["precision", "recall", "unsupported_precision", "unsupported_recall", "accuracy",
+            "tp", "fp", "fn", "tn"]
+    md = [f"# Support verifier ({time.strftime('%Y-%m-%d %H:%M')})", "",
+          f"Command: `{result['command']}`  ",
+          f"Pairs: `{args.dataset}` ({len(pairs)}: {labelled} supported, "
+          f"{len(pairs) - labelled} unsupported). Each passage is given with the heading path "
+          "of its section, as a retrieved passage is.", "",
+          "`precision`/`recall` are for the verdict *supported*; `unsupported_*` for the "
+          "verdict *unsupported* (the errors the verifier must catch).", "",
+          table(rows, cols), "",
+          "## By kind (share judged correctly)", "",
+          "| kind | pairs | correct |", "|---|---|---|",
+          *(f"| {k} | {v['n']} | {v['correct'] / v['n']:.2f} |"
+            for k, v in result["by_kind"].items()), "",
+          "## Misjudged pairs", "",
+          "| id | kind | label | score | lexical | semantic | reasons |",
+          "|---|---|---|---|---|---|---|",
+          *(f"| {r['id']} | {r['kind']} | {r['supported']} | {r['score']:.3f} | "
+            f"{r['lexical']:.2f} | {r['semantic']:.2f} | {'; '.join(r['reasons'])[:120]} |"
+            for r in result["rows"] if r["predicted"] != r["supported"]), ""]
+    path = write_report(args.name, result, "\n".join(md))
+    print("\n".join(md))
+    print(f"Report: {path} (+ .json)")
+    return 0
+
+
 def register(sub) -> None:
+    p = sub.add_parser("eval-verifier",
+                       help="precision/recall of the support verifier on labelled pairs")
+    p.add_argument("--dataset", default=str(VERIFIER_SET), help="JSONL of labelled pairs")
+    p.add_argument("--threshold", type=float, help="support threshold (default: setting)")
+    p.add_argument("--name", default="verifier", help="report name (default: verifier)")
+    p.set_defaults(func=cmd_eval_verifier)
+
     p = sub.add_parser("eval", help="measure retrieval and answer quality on a dev set")
     p.add_argument("--dataset", default=str(DEV_SET), help="JSONL dev set")
     p.add_argument("--name", help="report name (default: the dataset's name)")
     p.add_argument("--backends", help="answer backends to compare, e.g. extractive,embedded "
                    "or 'all' usable (default: extractive)")
     p.add_argument("--quick", action="store_true", help="skip the explain/quiz evaluation")
+    p.add_argument("--judge", choices=["verifier", "llm"], default="verifier",
+                   help="support judge for faithfulness/citations: our verifier, or an LLM "
+                   "through the configured ollama/openai backend")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="time indexing, retrieval and answering")

@@ -217,6 +217,15 @@ def answer_metrics(items: list[Item], answers: dict[str, object],
     return out
 
 
+def _evidence(passage: Passage) -> str:
+    """A cited passage as the judge sees it: heading path, then text (as the chain does)."""
+    try:
+        from rag.verify import with_heading
+    except ImportError:
+        return passage.text
+    return with_heading(passage.heading, passage.text)
+
+
 def citation_metrics(answers: list, judge: Callable) -> dict:
     """RAGAS faithfulness and ALCE citation recall/precision with a support judge.
 
@@ -228,7 +237,7 @@ def citation_metrics(answers: list, judge: Callable) -> dict:
     for a in answers:
         if a.abstained:
             continue
-        by_n = {c.n: c.passage.text for c in a.citations}
+        by_n = {c.n: _evidence(c.passage) for c in a.citations}
         for s in a.sentences:
             if not s.supported and "(unsupported)" not in a.answer:
                 continue  # dropped by the verifier: not part of the shown answer

@@ -258,6 +258,26 @@ def _split_heading(passage: str) -> tuple[str, str]:
     return "", passage
 
 
+def make_llm_judge(settings) -> Callable[[str, list[str]], bool]:
+    """An LLM support judge through the configured ollama/openai backend (``--judge llm``)."""
+    from html import escape
+
+    from langchain_core.output_parsers import StrOutputParser
+
+    from rag.generation import get_chat_model
+    from rag.prompts import JUDGE_PROMPT
+
+    backend = settings.backend if settings.backend in ("ollama", "openai") else "auto"
+    chain = JUDGE_PROMPT | get_chat_model(settings, backend) | StrOutputParser()
+
+    def judge(sentence: str, passages: list[str]) -> bool:
+        body = "\n".join(f"<passage>{escape(p, quote=False)}</passage>" for p in passages)
+        reply = chain.invoke({"passages": body, "sentence": sentence})
+        return reply.strip().lower().startswith("yes")
+
+    return judge
+
+
 # --- measuring the verifier on hand-labelled pairs ---------------------------------------
 def load_pairs(path, notes_dir=None) -> list[dict]:
     """Labelled pairs; with ``notes_dir`` each gets ``heading``: the heading path of the
@@ -308,9 +328,9 @@ def pr(labels: list[bool], predicted: list[bool]) -> dict:
 def evaluate_pairs(verifier: Verifier, pairs: list[dict]) -> dict:
     """Score every pair; precision/recall at the verifier's threshold and the best threshold.
 
-    ``calibrated`` picks the threshold that maximises supported-precision first and then
-    recall on these same pairs; ``cross_validated`` is the honest number (2-fold: choose on
-    odd ids, test on even ids and vice versa).
+    ``best_threshold`` maximises accuracy on these same pairs (ties: higher precision, then
+    the stricter threshold); ``cross_validated`` is the honest number (2-fold: choose on even
+    rows, test on odd rows and vice versa).
     """
     verdicts = [verifier.check(p["sentence"],
                                [with_heading(p.get("heading", ""), p["passage_quote"])])
@@ -329,7 +349,7 @@ def evaluate_pairs(verifier: Verifier, pairs: list[dict]) -> dict:
         def key(t: float):
             m = pr([labels[i] for i in idx], predict(t, idx))
             prec = 0.0 if m["precision"] != m["precision"] else m["precision"]
-            return (round(m["accuracy"], 4) if prec >= 0.95 else -1, prec, m["recall"], -t)
+            return (round(m["accuracy"], 4), prec, t)
 
         return max(grid, key=key)
 
