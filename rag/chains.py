@@ -28,7 +28,7 @@ from langchain_core.runnables import RunnableLambda
 from rag import prompts
 from rag.config import Settings
 from rag.errors import GenerationError
-from rag.extractive import Extract, select_sentences
+from rag.extractive import Extract, ExtractParams, select_sentences
 from rag.models import Answer, Citation, Passage, Sentence
 from rag.prompts import NOT_COVERED
 from rag.retrieval import Hit, HybridSearch, clean_question
@@ -37,7 +37,7 @@ from rag.text import content_terms
 log = logging.getLogger(__name__)
 
 _CITE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'\[])")
 _LEADING_CITES = re.compile(r"^((?:\[\d+(?:\s*,\s*\d+)*\]\s*)+)")
 _DECLINE = re.compile(r"notes (do not|don't|dont) cover", re.IGNORECASE)
 
@@ -256,7 +256,7 @@ class Tutor:
         qvec = embedder.encode([state.standalone])[0]
         return select_sentences(
             state.standalone, qvec, state.hits, embedder,
-            max_sentences=self.settings.extractive_max_sentences,
+            ExtractParams(max_sentences=self.settings.extractive_max_sentences),
         )
 
     def abstains(self, state: ChainState, extract: Extract) -> bool:

@@ -136,6 +136,10 @@ _NEGATION = re.compile(
     r"won't|wasn't|didn't|unable|unencrypted|unsupported|impossible)\b|n't\b", re.IGNORECASE)
 
 
+_CLAUSE = re.compile(r"[,;:]\s+|\s+(?=\b(?:because|but|while|whereas|although|so)\b)",
+                     re.IGNORECASE)
+
+
 def negations(text: str) -> int:
     return len(_NEGATION.findall(text))
 
@@ -223,7 +227,12 @@ class Verifier:
             aligned = int(np.argmax(overlaps))
             semantic = lexical
         score = self.lexical_weight * lexical + self.semantic_weight * semantic
-        if negations(text) % 2 != negations(lines[aligned]) % 2:
+        # Polarity of the aligned line, or of its clause that shares most words with the
+        # sentence ("You don't need X, because Y" supports "Y" without its negation).
+        clauses = [c for c in _CLAUSE.split(lines[aligned]) if c.strip()]
+        clause = max(clauses, key=lambda c: len(keys & _keys(c))) if clauses else lines[aligned]
+        parity = negations(text) % 2
+        if parity != negations(lines[aligned]) % 2 and parity != negations(clause) % 2:
             score -= self.negation_penalty
             reasons.append(f"polarity differs from: {lines[aligned][:80]}")
         if missing_numbers or missing_services:
