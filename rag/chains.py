@@ -32,7 +32,7 @@ from rag.extractive import Extract, ExtractParams, select_sentences
 from rag.models import Answer, Citation, Passage, Sentence
 from rag.prompts import NOT_COVERED
 from rag.retrieval import Hit, HybridSearch, clean_question
-from rag.text import content_terms
+from rag.text import content_terms, unknown_names
 
 log = logging.getLogger(__name__)
 
@@ -244,8 +244,10 @@ class Tutor:
         return best < self.settings.abstain_threshold
 
     def abstention(self, state: ChainState, backend: str = "extractive") -> Answer:
+        missing = self.unknown_names(state)
+        text = NOT_COVERED + (f" They never mention {', '.join(missing)}." if missing else "")
         return Answer(
-            question=state.question, answer=NOT_COVERED, abstained=True,
+            question=state.question, answer=text, abstained=True,
             nearest_topics=nearest_topics(state.hits), backend=backend,
             standalone_question=state.standalone,
             latency_ms=(time.perf_counter() - state.started) * 1000,
@@ -260,8 +262,11 @@ class Tutor:
         )
 
     def abstains(self, state: ChainState, extract: Extract) -> bool:
-        return not extract.sentences or self.should_abstain(state.hits, extract.best,
-                                                            extract.coverage)
+        return (not extract.sentences or bool(self.unknown_names(state))
+                or self.should_abstain(state.hits, extract.best, extract.coverage))
+
+    def unknown_names(self, state: ChainState) -> list[str]:
+        return unknown_names(state.standalone, self.search.index.term_df())
 
     def extractive_answer(self, state: ChainState, fell_back: bool = False,
                           extract: Extract | None = None) -> Answer:

@@ -149,7 +149,7 @@ class Settings(BaseSettings):
         default=0.92, gt=0, le=1.0, description="Cosine above which passages count as duplicates."
     )
     abstain_threshold: float = Field(
-        default=0.35, ge=-1, le=1, description="Abstain when the best evidence scores below this."
+        default=0.40, ge=-1, le=1, description="Abstain when the best evidence scores below this."
     )
 
     # --- answering -----------------------------------------------------------------------
@@ -168,7 +168,7 @@ class Settings(BaseSettings):
     max_new_tokens: int = Field(default=160, ge=8, le=4096, description="Generation budget.")
     temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature.")
     extractive_max_sentences: int = Field(
-        default=3, ge=1, le=10, description="Sentences in an extractive answer."
+        default=4, ge=1, le=10, description="Sentences in an extractive answer."
     )
     unsupported: Literal["drop", "mark"] = Field(
         default="drop", description="What to do with sentences the support check rejects."

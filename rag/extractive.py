@@ -19,6 +19,14 @@ from rag.text import content_terms, stem
 _SENT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z(`*_])")
 _MARKUP = re.compile(r"(\*\*|__|`|\*|(?<!\w)_|_(?!\w))")
 _BULLET = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+")
+_RESTATES = re.compile(r"^(prompt|question|scenario|q)\s*:|\?\s*$", re.IGNORECASE)
+# Text addressed to an AI assistant (prompt injection planted in notes) is never a fact.
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget) (all |any |the )?(previous|prior|above|earlier|your)\b"
+    r"|^\W*(system|assistant)\s*:|\b(system|hidden) prompt|\breveal (your|the) \w* ?prompt"
+    r"|\b(reply|respond|answer|say) (only|with only|just)\b|\byou are now\b"
+    r"|\bnew instructions?\b|\bas an ai\b", re.IGNORECASE)
+_LABEL = re.compile(r"^(solution|answer)\s*:\s*", re.IGNORECASE)
 
 
 @dataclass
@@ -30,6 +38,7 @@ class Unit:
     line: int
     lexical: float = 0.0
     score: float = 0.0
+    lead: str = ""
 
 
 def strip_markup(text: str) -> str:
@@ -47,10 +56,12 @@ def split_units(hit: Hit, hit_index: int, max_chars: int = 400) -> list[Unit]:
         match = _BULLET.match(raw)
         indent = len(match.group(1)) if match else -1
         body = strip_markup(raw[match.end():] if match else raw.strip().lstrip(">").strip())
-        if not body:
-            continue
+        if not body or _RESTATES.search(body) or _INSTRUCTION.search(body):
+            continue  # prompts restate the problem, instructions to a model are not facts
+        body = _LABEL.sub("", body)
         parents = [(i, t) for i, t in parents if i < indent] if match else []
-        lead = parents[-1][1] if parents else ""
+        lead = ": ".join(t.rstrip(":") for _, t in parents[-2:] if len(t) < 60) \
+            if len(parents) > 1 else (parents[-1][1] if parents else "")
         if match:
             parents.append((indent, body))
         for sentence in _SENT_SPLIT.split(body) if len(body) > max_chars else [body]:
@@ -59,14 +70,13 @@ def split_units(hit: Hit, hit_index: int, max_chars: int = 400) -> list[Unit]:
                 continue
             if lead and len(sentence) < 120 and not sentence.lower().startswith(lead.lower()):
                 sentence = f"{lead.rstrip(':')}: {sentence}"
-            units.append(Unit(sentence, hit_index, line_no))
+            units.append(Unit(sentence, hit_index, line_no, lead=lead))
     return units
 
 
 _QUANTITY = re.compile(
     r"\b(how (many|much|long|big|large|often|fast)|limit|size|max(imum)?|min(imum)?|"
     r"duration|cost|price|range|rate|capacity|when|ttl|timeout|number of)\b", re.IGNORECASE)
-_RESTATES = re.compile(r"^(prompt|question|scenario|q)\s*:|\?\s*$", re.IGNORECASE)
 
 
 def term_weights(question: str, units: list[Unit]) -> tuple[dict[str, float], list[set[str]]]:
@@ -97,46 +107,71 @@ def _finish(text: str) -> str:
     return text if text.endswith((".", "!", "?", ")")) else text + "."
 
 
+@dataclass(frozen=True)
+class ExtractParams:
+    """Weights of the sentence scorer (chosen on the dev set; see README, "Answers")."""
+
+    max_sentences: int = 4
+    max_passages: int = 4
+    max_words: int = 90
+    shortlist: int = 24
+    w_sim: float = 0.55
+    w_lex: float = 0.45
+    w_rank: float = 0.02
+    w_number: float = 0.08
+    w_novel: float = 0.0
+    w_gain: float = 0.5
+    band: float = 0.25
+    redundant: float = 0.85
+    w_same_lead: float = 0.1
+
+
 def select_sentences(question: str, qvec: np.ndarray, hits: list[Hit], embedder,
-                     max_sentences: int = 3, max_passages: int = 4,
-                     max_words: int = 70) -> Extract:
+                     params: ExtractParams = ExtractParams()) -> Extract:
     """Pick the sentences that answer: semantic + lexical fit, numbers for quantity
-    questions, then greedy selection that rewards covering the parts not yet covered."""
+    questions, new information beyond the question's own words, then greedy selection that
+    rewards covering the parts of the question not yet covered."""
+    p = params
     units: list[Unit] = []
-    for i, hit in enumerate(hits[:max_passages]):
+    for i, hit in enumerate(hits[:p.max_passages]):
         units.extend(split_units(hit, i))
     if not units:
         return Extract([], 0.0, 0.0)
     weights, unit_terms = term_weights(question, units)
+    q_terms = set(weights)
     for u, terms in zip(units, unit_terms):
         u.lexical = covered(weights, terms)
         u.score = u.lexical + 0.5 * hits[u.hit_index].dense - 0.03 * u.hit_index
     wants_number = bool(_QUANTITY.search(question))
-    ranked = sorted(range(len(units)), key=lambda i: units[i].score, reverse=True)[:16]
+    ranked = sorted(range(len(units)), key=lambda i: units[i].score, reverse=True)[:p.shortlist]
     shortlist = [units[i] for i in ranked]
     terms_of = [unit_terms[i] for i in ranked]
     vectors = embedder.encode([u.text for u in shortlist])
-    for u, sim in zip(shortlist, vectors @ qvec):
-        u.score = (0.55 * float(sim) + 0.45 * u.lexical - 0.02 * u.hit_index
-                   + (0.08 if wants_number and any(ch.isdigit() for ch in u.text) else 0.0)
-                   - (0.25 if _RESTATES.search(u.text) else 0.0))
+    for u, terms, sim in zip(shortlist, terms_of, vectors @ qvec):
+        novel = min(len(terms - q_terms), 5) / 5
+        u.score = (p.w_sim * float(sim) + p.w_lex * u.lexical - p.w_rank * u.hit_index
+                   + p.w_novel * novel
+                   + (p.w_number if wants_number and any(ch.isdigit() for ch in u.text)
+                      else 0.0))
     best = max(u.score for u in shortlist)
     chosen: list[int] = []
     seen_terms: set[str] = set()
     words = 0
-    while len(chosen) < max_sentences:
+    while len(chosen) < p.max_sentences:
         def gain(i: int) -> float:
             new = covered(weights, terms_of[i] - seen_terms) if chosen else 0.0
-            return shortlist[i].score + 0.3 * new
+            lead = shortlist[i].lead
+            same = bool(lead) and any(shortlist[j].lead == lead for j in chosen)
+            return shortlist[i].score + p.w_gain * new - p.w_same_lead * same
 
         pool = [i for i in range(len(shortlist)) if i not in chosen
-                and shortlist[i].score >= best - 0.15
-                and all(float(vectors[i] @ vectors[j]) <= 0.85 for j in chosen)]
+                and shortlist[i].score >= best - p.band
+                and all(float(vectors[i] @ vectors[j]) <= p.redundant for j in chosen)]
         if not pool:
             break
         pick = max(pool, key=gain)
         size = len(shortlist[pick].text.split())
-        if chosen and words + size > max_words:
+        if chosen and words + size > p.max_words:
             break
         chosen.append(pick)
         seen_terms |= terms_of[pick]

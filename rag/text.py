@@ -45,3 +45,18 @@ def coverage(weights: dict[str, float], lines: list[set[str]]) -> tuple[float, f
     best = max(sum(w for t, w in weights.items() if t in line) for line in lines)
     union = set().union(*lines)
     return best / total, sum(w for t, w in weights.items() if t in union) / total
+
+
+_NAME = re.compile(r"(?<![.?!] )(?<!^)\b([A-Z][A-Za-z0-9]{3,}|[A-Z]{3,}[a-z]*)\b")
+
+
+def unknown_names(question: str, df: dict[str, int]) -> list[str]:
+    """Capitalised names in the question (not its first word) that no note ever mentions:
+    'Lightsail', 'Snowcone'. A question about a service the notes never name is not covered."""
+    out = []
+    for match in _NAME.finditer(question.strip()):
+        word = match.group(1)
+        terms = stems(word)
+        if terms and all(df.get(t, 0) == 0 for t in terms):
+            out.append(word)
+    return out
