@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,12 +44,17 @@ NEG_HEADING = re.compile(
     r"might not be)", re.IGNORECASE)
 POS_HEADING = re.compile(
     r"(correct solution|recommended solution|is correct|analyzing the correct|more effective|"
-    r"why .* over |key points)", re.IGNORECASE)
+    r"why .* over |key points|choosing the right|right (?:choice|combination|option)|"
+    r"best (?:option|choice))", re.IGNORECASE)
 SCENARIO_HEADING = re.compile(r"understanding the (scenario|requirements|setup)", re.IGNORECASE)
 # Independent clauses: negation scopes over its own segment ("X is for ETL, but cannot ..."
 # rules X out), not across "; " or ", here ..." ("no health checks, here the TTL ...").
 _PARTS = re.compile(r";\s+|,\s+(?=(?:here|and|so|therefore|which|whereas|while|instead)\b)|"
-                    r"\s+-\s+|\s+whereas\s+")
+                    r"\s+-\s+|\s+whereas\s+"
+                    # the remedy after a drawback is its own (positive) part:
+                    # "... a lot of overhead, which can be simplified by using Parameter Store"
+                    r"|\s+(?=which can be (?:simplified|solved|avoided|replaced)\b)"
+                    r"|\s+(?=by (?:simply )?using\b)")
 
 
 @dataclass
@@ -86,8 +91,24 @@ def heading_at(hit: Hit, line: int) -> str:
     return current
 
 
+# A negated drawback is a benefit: "won't require an application refactoring", "doesn't
+# require developers to manage cache invalidation", "no need to provision servers".
+BENEFIT = re.compile(
+    r"\b(?:won't|will not|doesn't|does not|don't|do not|no longer|never)\s+(?:\w+\s+){0,2}?"
+    r"(?:require|need|have to)\b|\bno need\b", re.IGNORECASE)
+DRAWBACK = re.compile(
+    r"\b(?:(?:most|more|very|too) expensive|costly|overkill|require (?:a lot of |significant |"
+    r"extensive )?(?:refactor\w*|re-?writ\w*|code changes))\b", re.IGNORECASE)
+
+
+def is_negative(text: str) -> bool:
+    """A part that rules something out (negated drawbacks do not count)."""
+    text = BENEFIT.sub(" ", text)
+    return bool(NEGATIVE.search(text) or DRAWBACK.search(text))
+
+
 def polarity(text: str, heading: str = "") -> int:
-    if NEGATIVE.search(text):
+    if is_negative(text):
         return -1
     if POSITIVE.search(text) or POS_HEADING.search(heading):
         return 1
@@ -100,9 +121,17 @@ def _split_polarity(sentence: str, heading_pol: int) -> tuple[set[str], set[str]
     """Stems of the sentence's positive and negative parts (negation scopes over its part)."""
     pos: set[str] = set()
     neg: set[str] = set()
-    for part in _PARTS.split(sentence):
+    parts = _PARTS.split(sentence)
+    negative = [is_negative(p) or (heading_pol < 0 and not POSITIVE.search(p)) for p in parts]
+    for k in range(1, len(parts)):
+        # "This approach involves managing EC2 instances, which contradicts the requirement":
+        # a relative clause that objects rules out what it describes.
+        if negative[k] and re.match(r"which\b", parts[k], re.IGNORECASE) \
+                and not re.match(r"which can be", parts[k], re.IGNORECASE):
+            negative[k - 1] = True
+    for part, neg_part in zip(parts, negative):
         terms = stems(part)
-        if NEGATIVE.search(part) or (heading_pol < 0 and not POSITIVE.search(part)):
+        if neg_part:
             neg |= terms
         else:
             pos |= terms
@@ -130,7 +159,7 @@ def clauses_of(hits: list[Hit]) -> list[Clause]:
                 if len(content_terms(sentence)) < 2 or key in seen:
                     continue
                 seen.add(key)
-                pol = 1 if solution and not NEGATIVE.search(sentence) else polarity(
+                pol = 1 if solution and not is_negative(sentence) else polarity(
                     sentence, heading)
                 pos, neg = _split_polarity(sentence, heading_pol)
                 out.append(Clause(sentence, i, unit.line, heading, pol, frozenset(pos),
@@ -168,6 +197,7 @@ class Verdict:
 
     support: Match | None
     refute: Match | None
+    refutes: list[Match] = field(default_factory=list)  # every ruling-out clause, best first
 
     @property
     def net(self) -> float:
@@ -177,8 +207,8 @@ class Verdict:
 
 
 def verdicts_for(candidates: dict[str, set[str]], cvecs: np.ndarray, clauses: list[Clause],
-                 vectors: np.ndarray, relevance: np.ndarray | None = None
-                 ) -> dict[str, Verdict]:
+                 vectors: np.ndarray, relevance: np.ndarray | None = None,
+                 weights: np.ndarray | None = None) -> dict[str, Verdict]:
     """Strongest support and refutation of each candidate among the clauses (contrastive).
 
     A clause matches a candidate with 0.6 x cosine + 0.4 x the IDF-weighted share of the
@@ -186,7 +216,8 @@ def verdicts_for(candidates: dict[str, set[str]], cvecs: np.ndarray, clauses: li
     for a candidate only by its margin over the best *other* candidate, so a sentence about
     the Network Load Balancer cannot support "Application Load Balancer" just because both
     say "load balancer". Refutation needs a distinctive term inside a negative part.
-    ``relevance`` (clause vs. scenario) scales everything: facts about the situation matter.
+    ``relevance`` (clause vs. scenario) scales everything: facts about the situation matter;
+    ``weights`` (one per clause) replaces that scaling when given.
     """
     keys = list(candidates)
     if not clauses or not keys:
@@ -212,23 +243,24 @@ def verdicts_for(candidates: dict[str, set[str]], cvecs: np.ndarray, clauses: li
     out: dict[str, Verdict] = {}
     for j, k in enumerate(keys):
         others = [x for x in range(len(keys)) if x != j]
-        support = refute = None
+        support = None
+        refutes: list[Match] = []
         for i, c in enumerate(clauses):
             if c.scenario:
                 continue
-            weight = 0.5 + float(rel[i])
+            weight = float(weights[i]) if weights is not None else 0.5 + float(rel[i])
             if neg[i, j] > 0:
                 margin = ref[i, j] - (max(ref[i, others]) if others else 0.0)
                 score = (0.5 * ref[i, j] + 0.5 * max(margin, 0.0)) * weight
-                if refute is None or score > refute.score:
-                    refute = Match(c, float(score))
+                refutes.append(Match(c, float(score)))
             if c.pos_terms and (pos[i, j] > 0 or neg[i, j] == 0):
                 margin = sup[i, j] - (max(sup[i, others]) if others else 0.0)
                 score = (0.5 * sup[i, j] + 0.5 * max(margin, 0.0)) * weight
                 score += 0.05 if c.polarity > 0 else 0.0
                 if support is None or score > support.score:
                     support = Match(c, float(score))
-        out[k] = Verdict(support, refute)
+        refutes.sort(key=lambda m: m.score, reverse=True)
+        out[k] = Verdict(support, refutes[0] if refutes else None, refutes)
     return out
 
 

@@ -111,3 +111,45 @@ def test_cli_explain_errors_are_one_line(corpus_settings, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
+
+
+DAX = ("A serverless application on AWS Lambda reads the same hot items from a DynamoDB table "
+       "again and again. The team wants those hot keys cached but cannot refactor the "
+       "application's logic. What should they add?\n"
+       "A. Amazon ElastiCache for Redis.\n"
+       "B. DynamoDB Accelerator (DAX).\n"
+       "C. CloudFront in front of DynamoDB.\n"
+       "D. An RDS read replica.")
+
+
+def test_negated_drawback_supports_and_a_general_fact_does_not_win(explainer):
+    """Regression: "DAX ... won't require an application refactoring" used to count as ruling
+    DAX *out* (it contains "won't"), and "RDS Read Replicas for read scalability" won."""
+    e = explainer.explain(DAX, "A")
+    assert e.correct == "B" or not e.settled  # never the read replica (was: D, high)
+    by_letter = {ev.letter: ev for ev in e.evidence}
+    assert "refactor" in by_letter["A"].ruled_out_by
+    assert "won't require" not in by_letter["B"].ruled_out_by
+
+
+@pytest.mark.parametrize("sentence, pos_has, neg_has", [
+    # a negated drawback is a benefit
+    ("DAX will be transparent and won't require an application refactoring", "dax", ""),
+    # a drawback word rules out what the part describes
+    ("Provisioned IOPS (io1) has the highest IOPS performance, but also the most expensive",
+     "", "iop"),
+    # a relative clause that objects rules out its antecedent
+    ("This approach involves managing EC2 instances, which contradicts the requirement of "
+     "avoiding infrastructure management", "", "ec2"),
+    # the remedy after a drawback is positive
+    ("This entails a lot of overhead which can be simplified by simply using the Parameter "
+     "Store", "parameter", "overhead"),
+])
+def test_clause_polarity(sentence, pos_has, neg_has):
+    from rag.evidence import _split_polarity
+
+    pos, neg = _split_polarity(sentence, 0)
+    if pos_has:
+        assert pos_has in pos and pos_has not in neg
+    if neg_has:
+        assert neg_has in neg and neg_has not in pos
