@@ -115,10 +115,9 @@ def cmd_ingest(args) -> int:
         removed = index.remove_folder(Path(args.remove))
         print(f"Removed {removed} chunks of {args.remove}.")
         return 0
-    if args.rebuild:
-        index.rebuild()
     folder = Path(args.path) if args.path else settings.notes_dir
-    report = index.ingest(folder, progress=None if args.json else progress_bar("Indexing"))
+    report = index.ingest(folder, progress=None if args.json else progress_bar("Indexing"),
+                          rebuild=args.rebuild)
     if args.json:
         emit({"folder": report.folder, "files": report.files, "chunks": report.chunks,
               "added": report.added_files, "changed": report.updated_files,
@@ -174,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="index a notes folder (incremental)")
     p.add_argument("path", nargs="?", help="notes folder (default: the configured notes_dir)")
-    p.add_argument("--rebuild", action="store_true", help="drop the index and build it anew")
+    p.add_argument("--rebuild", action="store_true", help="build the index anew (aside, then swapped in)")
     p.add_argument("--remove", metavar="PATH", help="remove a folder's notes from the index")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_ingest)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -28,8 +29,9 @@ from rag.models import Chunk
 from rag.text import stems
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # bump when loading or chunking changes what chunks are made
 _PAGE = 2000
+_CLIENT_LOCK = threading.Lock()
 ProgressFn = Callable[[int, int, str], None]
 
 
@@ -121,17 +123,21 @@ def open_client(settings: Settings):
             f"{settings.chroma_port}` or unset STUDYRAG_CHROMA_HOST to use the local index."
         )
     path = settings.index_dir / "chroma"
-    if not (path / "chroma.sqlite3").is_file():
-        _forget_chroma_system(path)
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # home is a file, read-only, ...
-        raise ConfigError(
-            f"Cannot create the index folder {path} ({exc.strerror or exc}); set "
-            "STUDYRAG_HOME to a writable folder."
-        ) from None
-    try:
-        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        # chromadb's per-folder client cache is not thread-safe (the app warms up in a thread).
+        with _CLIENT_LOCK:
+            if not (path / "chroma.sqlite3").is_file():
+                _forget_chroma_system(path)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # home is a file, read-only, ...
+                raise ConfigError(
+                    f"Cannot create the index folder {path} ({exc.strerror or exc}); set "
+                    "STUDYRAG_HOME to a writable folder."
+                ) from None
+            return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    except ConfigError:
+        raise
     except Exception as exc:
         raise IndexUnavailableError(
             f"The index at {path} is damaged or from another version ({type(exc).__name__}); "
@@ -244,9 +250,10 @@ class NoteIndex:
     # --- ingest --------------------------------------------------------------------------
     def _drop_stale_collections(self) -> None:
         prefix = f"{self.settings.collection}-"
+        current = f"{prefix}{fingerprint(self.settings)}"  # and its "-next" rebuild
         for c in self._call("Listing", self.client.list_collections):
             name = getattr(c, "name", c)
-            if name.startswith(prefix) and name != self.name:
+            if name.startswith(prefix) and not name.startswith(current):
                 log.info("Dropping collection %s built with other settings", name)
                 self._call("Deleting an old collection", self.client.delete_collection, name)
 
@@ -268,23 +275,44 @@ class NoteIndex:
                 return out
             offset += _PAGE
 
-    def rebuild(self) -> None:
-        """Forget everything (also a damaged on-disk index) before a full ingest."""
-        if not self.settings.chroma_host:
-            path = self.settings.index_dir
-            if path.exists():
-                aside = path.with_name(f"{path.name}.old-{int(time.time())}")
-                path.rename(aside)
-                shutil.rmtree(aside, ignore_errors=True)
-        else:
-            if self.exists():
-                self._call("Deleting", self.client.delete_collection, self.name)
+    def _move_damaged_aside(self) -> None:
+        """An on-disk index that cannot even be opened has nothing to keep: clear it."""
+        path = self.settings.index_dir
+        if not self.settings.chroma_host and path.exists():
+            aside = path.with_name(f"{path.name}.old-{int(time.time())}")
+            path.rename(aside)
+            shutil.rmtree(aside, ignore_errors=True)
         self._client = self._collection = None
         self._bm25 = None
 
-    def ingest(self, folder: Path | None = None, progress: ProgressFn | None = None
-               ) -> IngestReport:
-        """Sync one notes folder into the index: add, replace and remove per file hash."""
+    def _rebuild(self, folder: Path | None, progress: ProgressFn | None) -> IngestReport:
+        """Build a complete new collection aside, then swap it in: a crash or Ctrl-C midway
+        leaves the previous index answering."""
+        try:
+            self._call("Listing", self.client.list_collections)
+        except IndexUnavailableError:
+            self._move_damaged_aside()
+        aside = NoteIndex(self.settings, self._embedder)
+        aside.name = f"{self.name}-next"
+        aside._client = self.client
+        if aside.exists():
+            self._call("Clearing an unfinished rebuild", self.client.delete_collection, aside.name)
+            aside._collection = None
+        report = aside.ingest(folder, progress)
+        if self.exists():
+            self._call("Swapping in the new index", self.client.delete_collection, self.name)
+        self._call("Swapping in the new index", aside.collection().modify, name=self.name)
+        self._collection = None
+        self._bm25 = None
+        self.load_side_index()
+        return report
+
+    def ingest(self, folder: Path | None = None, progress: ProgressFn | None = None,
+               rebuild: bool = False) -> IngestReport:
+        """Sync one notes folder into the index: add, replace and remove per file hash.
+        ``rebuild`` builds everything anew (aside, then swapped in)."""
+        if rebuild:
+            return self._rebuild(folder, progress)
         start = time.perf_counter()
         root = check_notes_dir(folder or self.settings.notes_dir)
         source = str(root)

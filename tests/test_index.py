@@ -89,3 +89,27 @@ def test_bm25_cache_is_reused_and_survives_a_new_process(settings):
     fresh = NoteIndex(settings)  # a new "process": loads the saved BM25 cache
     assert fresh.bm25_search("Glacier Deep Archive", 3)
     assert fresh.chunk(fresh.bm25_search("Glacier", 1)[0][0]).file == "s3.md"
+
+
+def test_rebuild_builds_aside_and_ctrl_c_keeps_the_old_index(settings, notes):
+    index = NoteIndex(settings)
+    index.ingest()
+    before = index.count()
+
+    def interrupt(i, total, name):
+        if i == 2:
+            raise KeyboardInterrupt  # what Ctrl-C does in the middle of a rebuild
+
+    (notes / "s3.md").write_text("# S3\n\nS3 Object Lock stops deletes.\n")
+    with pytest.raises(KeyboardInterrupt):
+        NoteIndex(settings).ingest(rebuild=True, progress=interrupt)
+    survivor = NoteIndex(settings)
+    assert survivor.count() == before  # the previous index still answers, untouched
+    assert "Glacier Deep Archive" in " ".join(c.text for c in survivor.chunks().values())
+
+    report = NoteIndex(settings).ingest(rebuild=True)
+    assert report.added_files == 3
+    rebuilt = NoteIndex(settings)
+    assert [c.name for c in rebuilt.client.list_collections()] == [rebuilt.name]
+    assert "Object Lock" in " ".join(c.text for c in rebuilt.chunks().values())
+    assert HybridSearch(settings, rebuilt).retrieve("What stops deletes in S3?")[0].file == "s3.md"

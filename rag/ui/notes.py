@@ -25,9 +25,7 @@ def ingest_with_progress(settings: Settings, folder: Path, label: str, rebuild: 
         bar.progress(min(i / max(total, 1), 1.0), text=f"{label}: {i}/{total} · {name}")
 
     with resources.index_lock(settings):
-        if rebuild:
-            index.rebuild()
-        report = index.ingest(folder, progress=progress)
+        report = index.ingest(folder, progress=progress, rebuild=rebuild)
     bar.empty()
     return report
 
