@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     model_cache_dir: Path | None = Field(
         default=None, description="Where converted models are kept (default: <home>/cache)."
     )
+    embedding_max_tokens: int = Field(
+        default=128, ge=16, le=512,
+        description="Tokens of each chunk the embedder reads (BM25 always sees all of it).",
+    )
     embedding_batch_size: int = Field(default=64, ge=1, le=1024, description="Embedding batch.")
     k: int = Field(default=5, ge=1, le=50, description="Passages returned per question.")
     fetch_k: int = Field(default=40, ge=1, le=500, description="Candidates per retriever.")

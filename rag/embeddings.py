@@ -74,7 +74,7 @@ class Embedder(Embeddings):
     """Normalised embeddings in length-sorted batches (a LangChain ``Embeddings`` too)."""
 
     def __init__(self, model_name: str, backend: str = "torch", cache_dir: Path | None = None,
-                 batch_size: int = 64):
+                 batch_size: int = 64, max_tokens: int = 256):
         from sentence_transformers import SentenceTransformer
 
         self.model_name = model_name
@@ -90,6 +90,7 @@ class Embedder(Embeddings):
         else:
             self.model = SentenceTransformer(str(path), device="cpu")
             self.backend = "torch"
+        self.model.max_seq_length = min(max_tokens, self.model.max_seq_length or max_tokens)
         self.dimension = int(self.model.get_embedding_dimension()) if hasattr(
             self.model, "get_embedding_dimension") else int(
             self.model.get_sentence_embedding_dimension())
@@ -117,9 +118,11 @@ class Embedder(Embeddings):
 
 
 @lru_cache(maxsize=4)
-def get_embedder(model_name: str, backend: str, cache_dir: str, batch_size: int) -> Embedder:
+def get_embedder(model_name: str, backend: str, cache_dir: str, batch_size: int,
+                 max_tokens: int) -> Embedder:
     """One embedder per (model, backend) per process: loading costs seconds."""
-    return Embedder(model_name, backend, Path(cache_dir) if cache_dir else None, batch_size)
+    return Embedder(model_name, backend, Path(cache_dir) if cache_dir else None, batch_size,
+                    max_tokens)
 
 
 def embedder_for(settings) -> Embedder:
@@ -129,4 +132,5 @@ def embedder_for(settings) -> Embedder:
         settings.embedding_backend,
         str(settings.cache_dir) if onnx else "",
         settings.embedding_batch_size,
+        settings.embedding_max_tokens,
     )

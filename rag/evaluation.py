@@ -123,10 +123,13 @@ class PlainRecipe:
     """The LangChain tutorial baseline: RecursiveCharacterTextSplitter 1000/200 + MiniLM +
     Chroma top-k, on the raw files (no headings, no BM25)."""
 
-    def __init__(self, settings: Settings, embedder):
+    def __init__(self, settings: Settings):
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-        self.embedder = embedder
+        from rag.embeddings import get_embedder
+
+        # What the tutorial uses: sentence-transformers on torch, its default 256 tokens.
+        self.embedder = get_embedder(settings.embedding_model, "torch", "", 32, 256)
         self.splitter = RecursiveCharacterTextSplitter(
             chunk_size=1000, chunk_overlap=200, add_start_index=True)
         self.settings = settings

@@ -63,7 +63,8 @@ def fingerprint(settings: Settings) -> str:
     """Identity of everything that changes the vectors or the chunk boundaries."""
     raw = json.dumps(
         [SCHEMA_VERSION, settings.embedding_model, settings.chunk_size,
-         settings.chunk_overlap, settings.min_chunk_chars],
+         settings.chunk_overlap, settings.min_chunk_chars]
+        + [settings.embedding_max_tokens],
     )
     return hashlib.sha256(raw.encode()).hexdigest()[:10]
 
