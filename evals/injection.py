@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rag.evaluation import write_report
+
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "evals" / "datasets" / "injection.jsonl"
 REPORTS = ROOT / "evals" / "reports"
@@ -195,9 +197,7 @@ def main(argv=None) -> int:
         result = run(backends, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / f"{opts.out}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    (REPORTS / f"{opts.out}.md").write_text(markdown(result), encoding="utf-8")
+    write_report(opts.out, result, markdown(result), REPORTS, dated=False)
     print(markdown(result))
     return 0
 

@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rag.evaluation import write_report
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
 DEV = ROOT / "evals" / "datasets" / "dev.jsonl"
@@ -360,10 +362,8 @@ def main(argv=None) -> int:
         print(json.dumps(fn(opts)), flush=True)
         return 0
     result = bench(opts)
-    REPORTS.mkdir(parents=True, exist_ok=True)
     name = opts.out or f"scale-{opts.factor:g}x" + ("-server" if opts.chroma_server else "")
-    (REPORTS / f"{name}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    (REPORTS / f"{name}.md").write_text(markdown(result), encoding="utf-8")
+    write_report(name, result, markdown(result), REPORTS, dated=False)
     print(markdown(result))
     return 0
 

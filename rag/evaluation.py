@@ -271,9 +271,11 @@ def fmt(value) -> str:
     return str(value)
 
 
-def write_report(name: str, data: dict, markdown: str, folder: Path = REPORTS) -> Path:
+def write_report(name: str, data: dict, markdown: str, folder: Path = REPORTS,
+                 dated: bool = True) -> Path:
+    """Write ``<date>-<name>.json`` and ``.md`` (no date prefix for standing reports)."""
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{dt.date.today().isoformat()}-{name}"
+    stem = f"{dt.date.today().isoformat()}-{name}" if dated else name
     (folder / f"{stem}.json").write_text(json.dumps(data, indent=2, default=str) + "\n",
                                          encoding="utf-8")
     path = folder / f"{stem}.md"

@@ -13,7 +13,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from openai_stub import OpenAIStub  # noqa: E402
 
 from rag.chains import (  # noqa: E402
-    ChainState,
     Tutor,
     Turn,
     condense_question,

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag.chunking import chunk_note
-from rag.errors import InputError, StudyragError
+from rag.errors import InputError
 from rag.loading import Skipped, decode_bytes, load_file, load_notes
 from rag.models import NoteFile
 from rag.retrieval import MAX_QUESTION_CHARS, clean_question
