@@ -216,6 +216,12 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: still one line for the user, the traceback with -v
+        if args.verbose:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {str(exc)[:300]} "
+              "(run with -v for details, and please report it)", file=sys.stderr)
+        return 1
     finally:
         logging.getLogger(__name__).debug("%.1f s", time.perf_counter() - started)
 

@@ -162,11 +162,10 @@ def cmd_bench(args) -> int:
     base = settings_from(args)
     scratch = Path(tempfile.mkdtemp(prefix="studyrag-bench-"))
     try:
+        # A fresh index, but the shared converted-model cache: "cold" means a cold index.
         settings = load_settings(**{**base.model_dump(), "home": scratch,
+                                    "model_cache_dir": base.cache_dir,
                                     "backend": "extractive"})
-        # Share the exported-model cache so "cold" means a cold index, not a cold model.
-        if base.cache_dir.exists():
-            shutil.copytree(base.cache_dir, settings.cache_dir, dirs_exist_ok=True)
         t0 = time.perf_counter()
         embedder = embedder_for(settings)
         load_s = time.perf_counter() - t0
