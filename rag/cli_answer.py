@@ -50,11 +50,11 @@ def stream_to_terminal(pieces, out=sys.stdout):
 
 
 def cmd_ask(args) -> int:
+    question = None if args.batch else _question(args)  # fail fast, before loading models
     tutor = make_tutor(args)
     if args.batch:
         run_batch(args.batch, lambda row: tutor.ask(row["question"]).to_json())
         return 0
-    question = _question(args)
     if args.json:
         emit(tutor.ask(question).to_json())
         return 0
