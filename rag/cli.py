@@ -23,7 +23,8 @@ COMMANDS = ["rag.cli_answer", "rag.cli_study", "rag.cli_eval"]
 
 
 def quiet_libraries() -> None:
-    """Model loaders print progress bars and warnings that mean nothing to a student."""
+    """Model loaders print progress bars and warnings that mean nothing to a student.
+    (transformers reads these variables when it is imported, so nothing heavy loads here.)"""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -31,13 +32,6 @@ def quiet_libraries() -> None:
     for name in ("chromadb", "httpx", "sentence_transformers", "transformers", "urllib3",
                  "optimum", "onnxruntime", "bm25s"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except ImportError:
-        pass
 
 
 def settings_from(args: argparse.Namespace):
