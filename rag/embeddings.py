@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import shutil
+import threading
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 log = logging.getLogger(__name__)
+_LOAD_LOCK = threading.Lock()
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 
 
@@ -81,13 +83,17 @@ class Embedder(Embeddings):
         self.batch_size = batch_size
         path = resolve_model_path(model_name)
         onnx_path = _onnx_copy(path, cache_dir) if backend == "onnx" and cache_dir else None
+        self.model = None
         if onnx_path is not None:
-            self.model = SentenceTransformer(
-                str(onnx_path), device="cpu", backend="onnx",
-                model_kwargs={"file_name": "onnx/model.onnx"},
-            )
-            self.backend = "onnx"
-        else:
+            try:
+                self.model = SentenceTransformer(
+                    str(onnx_path), device="cpu", backend="onnx",
+                    model_kwargs={"file_name": "onnx/model.onnx"},
+                )
+                self.backend = "onnx"
+            except Exception as exc:  # optional speed-up: a broken runtime means "use torch"
+                log.warning("ONNX model unusable (%s); using the torch backend.", exc)
+        if self.model is None:
             self.model = SentenceTransformer(str(path), device="cpu")
             self.backend = "torch"
         self.model.max_seq_length = min(max_tokens, self.model.max_seq_length or max_tokens)
@@ -127,10 +133,11 @@ def get_embedder(model_name: str, backend: str, cache_dir: str, batch_size: int,
 
 def embedder_for(settings) -> Embedder:
     onnx = settings.embedding_backend == "onnx"
-    return get_embedder(
-        settings.embedding_model,
-        settings.embedding_backend,
-        str(settings.cache_dir) if onnx else "",
-        settings.embedding_batch_size,
-        settings.embedding_max_tokens,
-    )
+    with _LOAD_LOCK:  # the app warms up in a thread; two first loads at once race imports
+        return get_embedder(
+            settings.embedding_model,
+            settings.embedding_backend,
+            str(settings.cache_dir) if onnx else "",
+            settings.embedding_batch_size,
+            settings.embedding_max_tokens,
+        )
