@@ -1,9 +1,9 @@
 """End-to-end: ``streamlit run app.py`` driven by Debian's Chromium through Playwright.
 
 Asks a question, waits for the streamed answer and a citation, opens it, answers one practice
-question, takes screenshots into the test's tmp folder, and writes the measured latencies to
-``evals/reports/app-latency.json``. Set ``STUDYRAG_UPDATE_SCREENSHOTS=1`` to also refresh the
-README screenshots under ``docs/``.
+question, takes screenshots into the test's tmp folder and prints the measured latencies. Set
+``STUDYRAG_UPDATE_SCREENSHOTS=1`` to refresh the README screenshots under ``docs/`` and the
+committed ``evals/reports/app-latency.json`` (a normal test run leaves the repository alone).
 """
 
 from __future__ import annotations
@@ -182,6 +182,6 @@ def test_chat_and_practice_in_a_real_browser(server, browser, tmp_path):
                  f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs."),
         "targets": {"first_load_warm_s": 3.0, "ttft_s": 2.0},
     }
-    LATENCY_REPORT.parent.mkdir(parents=True, exist_ok=True)
-    LATENCY_REPORT.write_text(json.dumps(report, indent=2) + "\n")
+    if UPDATE_SCREENSHOTS:
+        LATENCY_REPORT.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
