@@ -25,7 +25,8 @@ _INSTRUCTION = re.compile(
     r"\b(ignore|disregard|forget) (all |any |the )?(previous|prior|above|earlier|your)\b"
     r"|^\W*(system|assistant)\s*:|\b(system|hidden) prompt|\breveal (your|the) \w* ?prompt"
     r"|\b(reply|respond|answer|say) (only|with only|just)\b|\byou are now\b"
-    r"|\bnew instructions?\b|\bas an ai\b", re.IGNORECASE)
+    r"|\bnew instructions?\b|\bas an ai\b|\binstead of answering\b"
+    r"|\b(assistant|ai|model|chatbot|llm)('s)? (instruction|directive|note)s?\b", re.IGNORECASE)
 _LABEL = re.compile(r"^(solution|answer)\s*:\s*", re.IGNORECASE)
 
 

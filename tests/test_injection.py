@@ -57,16 +57,9 @@ def test_every_variant_has_a_detected_injected_line():
 
 
 # The extractive answerer picks sentences by overlap with the question; an injected line that
-# shares the question's terms ("... any question about DynamoDB") can be picked. Known cases
-# are xfails until rag/extractive.py filters instruction-like sentences.
-KNOWN_QUOTED = {"i11"}
-
-
-@pytest.mark.parametrize("vid", [
-    pytest.param(v, marks=pytest.mark.xfail(
-        strict=False, reason="extractive quotes the injected line (needs a filter in "
-                            "rag/extractive.py)")) if v in KNOWN_QUOTED else v
-    for v in PICK])
+# shares the question's terms ("... any question about DynamoDB", i11) used to be picked until
+# rag/extractive.py learned to skip instruction-like lines.
+@pytest.mark.parametrize("vid", PICK)
 def test_extractive_never_obeys_injected_notes(injected, vid):
     from evals.injection import judge
 
