@@ -3,13 +3,13 @@
 ``Tutor`` is what the CLI, the app, explain and the eval harness call. Backends:
 
 * ``extractive`` — the best note sentences, quoted, each with [n] (no model).
-* ``embedded`` — SmolLM2-135M rewrites each extractively selected note sentence as an answer,
-  one sentence at a time (``rag.prompts.rewrite_messages``); the chain appends the citation.
+* ``embedded`` — SmolLM2-135M writes one direct answer sentence from the best note sentences
+  (``rag.prompts.lead_messages``); the quoted note sentences follow it, and the chain cites it.
 * ``ollama`` / ``openai`` — the numbered-passages prompt; [n] citations parsed from the text.
 
 Every generated sentence is checked against the passages it cites (``rag.verify``);
 unsupported ones are dropped or marked (``settings.unsupported``) and, when fewer than half
-survive, the extractive answer is returned with ``fell_back=True``. A generator that is
+survive (or the embedded lead fails), the extractive answer is returned with ``fell_back=True``. A generator that is
 missing or fails also falls back. ``backend="auto"`` picks the measured default
 (:data:`AUTO_PREFERS_EMBEDDED`).
 """
@@ -45,6 +45,8 @@ _DECLINE = re.compile(r"notes (do not|don't|dont) cover", re.IGNORECASE)
 # support check, the embedded SmolLM2 rewrite did not beat quoting the notes on must-fact
 # correctness, so "auto" answers extractively unless a real model server is configured.
 AUTO_PREFERS_EMBEDDED = False
+# How many of the best note sentences the embedded model sees when it writes the lead.
+LEAD_NOTE_SENTENCES = 2
 
 
 @dataclass
@@ -274,15 +276,19 @@ class Tutor:
         if self.abstains(state, extract):
             return self.abstention(state)
         passages = [h.passage() for h in state.hits]
-        raw = [Sentence(text=text, citations=[i + 1], supported=True, score=1.0)
-               for text, i, _ in extract.sentences]
-        sentences, citations = renumber(raw, passages)
+        sentences, citations = renumber(self.extractive_sentences(extract), passages)
         return Answer(
             question=state.question, answer=render(sentences), citations=citations,
             sentences=sentences, backend="extractive", fell_back=fell_back,
             standalone_question=state.standalone,
             latency_ms=(time.perf_counter() - state.started) * 1000,
         )
+
+    @staticmethod
+    def extractive_sentences(extract: Extract) -> list[Sentence]:
+        """The selected note sentences, quoted, each citing its hit (numbered 1..k)."""
+        return [Sentence(text=text, citations=[i + 1], supported=True, score=1.0)
+                for text, i, _ in extract.sentences]
 
     def respond(self, state: ChainState) -> Iterator[str | Answer]:
         """Yield text pieces as they are generated, then the final (verified) ``Answer``."""
@@ -299,7 +305,7 @@ class Tutor:
         try:
             model = self.chat_model()
             if backend == "embedded":
-                draft = yield from self._rewrite(state, extract, model)
+                draft = yield from self._lead(state, extract, model)
             else:
                 draft = yield from self._generate(state, model)
         except GenerationError as exc:
@@ -322,10 +328,13 @@ class Tutor:
 
     def _finish(self, state: ChainState, extract: Extract, draft: _Draft,
                 backend: str) -> Answer:
-        shown_ok = [s for s in draft.sentences if s.supported]
-        generated_ok = draft.rewrites_kept if backend == "embedded" else len(shown_ok)
+        """The verified answer. Too few supported generated sentences means the extractive
+        answer (``fell_back``); for the embedded lead that is the quoted notes it preceded."""
+        generated_ok = (draft.rewrites_kept if backend == "embedded"
+                        else sum(s.supported for s in draft.sentences))
         total = draft.rewrites_total if backend == "embedded" else len(draft.sentences)
-        if generated_ok < 1 or generated_ok < total / 2:
+        fell_back = generated_ok < 1 or generated_ok < total / 2
+        if fell_back and backend != "embedded":
             return self._fallback(state, extract, "too few supported sentences", draft)
         mark = self.settings.unsupported == "mark"
         shown = [s for s in draft.sentences if s.supported or mark]
@@ -335,7 +344,8 @@ class Tutor:
             question=state.question,
             answer=render([s for s in shown_sentences if s.supported or mark],
                           mark_unsupported=mark),
-            citations=citations, sentences=shown_sentences, backend=backend,
+            citations=citations, sentences=shown_sentences,
+            backend="extractive" if fell_back else backend, fell_back=fell_back,
             model=draft.model, ttft_ms=draft.ttft_ms, tokens_per_s=draft.tokens_per_s,
             standalone_question=state.standalone,
             latency_ms=(time.perf_counter() - state.started) * 1000,
@@ -354,58 +364,50 @@ class Tutor:
             "supported": verdict.supported, "score": verdict.score,
             "citations": [n for n in sentence.citations if 1 <= n <= len(passages)]})
 
-    def _rewrite(self, state: ChainState, extract: Extract, model
-                 ) -> Iterator[str | Answer]:
-        """Embedded path: rephrase each selected note sentence; stream tokens as they come.
+    def _lead(self, state: ChainState, extract: Extract, model) -> Iterator[str | Answer]:
+        """Embedded path: one generated sentence that answers directly, then the quoted note
+        sentences (the extractive answer), streamed as they come.
 
-        A rewrite is kept only if it passes the support check against its passage and keeps
-        every number of the note sentence; otherwise the note sentence itself stands in (the
-        rejected text is kept in ``sentences`` with ``supported: false``).
+        The model sees only the best :data:`LEAD_NOTE_SENTENCES` note sentences. Its first
+        sentence is kept only if it passes the support check against their passages and says
+        nothing new (:func:`rag.verify.new_terms`: no content word outside those sentences,
+        their headings and the question); otherwise it is kept in ``sentences`` with
+        ``supported: false`` and the answer is the quoted notes alone (``fell_back``).
         """
         from rag.generation import EMBEDDED_MODEL, stream_text
-        from rag.verify import numbers
+        from rag.verify import fit_answer_word, lead_problem
 
         passages = [h.passage() for h in state.hits]
-        order: dict[int, int] = {}
-        for _, i, _ in extract.sentences:
-            order.setdefault(i + 1, len(order) + 1)
-        bound = model.bind(stop=prompts.REWRITE_STOP)
-        sentences: list[Sentence] = []
+        given = extract.sentences[:LEAD_NOTE_SENTENCES]
+        cited = sorted({i + 1 for _, i, _ in given})
+        note = " ".join(text for text, _, _ in given)
+        stream = stream_text(model.bind(stop=prompts.LEAD_STOP),
+                             prompts.lead_messages(note, state.standalone))
         ttft = None
-        tokens = 0
-        decode_s = 0.0
-        kept = 0
-        for k, (note_sentence, i, _) in enumerate(extract.sentences):
-            n = i + 1
-            if k:
-                yield " "
-            stream = stream_text(bound, prompts.rewrite_messages(note_sentence, state.standalone))
-            for piece in stream:
-                if ttft is None:
-                    ttft = (time.perf_counter() - state.started) * 1000
-                yield piece
-            yield f" [{order[n]}]"
-            stats = stream.stats
-            tokens += stats.n_tokens
-            if stats.tokens_per_s and stats.n_tokens > 1:
-                decode_s += (stats.n_tokens - 1) / stats.tokens_per_s
-            candidates = [s for s in parse_sentences(strip_citations(stream.text))
-                          if not s.text.endswith("?")]
-            checked = [self._check(s.model_copy(update={"citations": [n]}), passages)
-                       for s in candidates]
-            good = [s for s in checked if s.supported]
-            lost = numbers(note_sentence) - numbers(" ".join(s.text for s in good))
-            if good and not lost:
-                kept += 1
-                sentences.extend(checked)
-            else:
-                sentences.extend(s.model_copy(update={"supported": False}) for s in checked)
-                sentences.append(Sentence(text=note_sentence, citations=[n], supported=True,
-                                          score=1.0))
-        return _Draft(sentences, model=EMBEDDED_MODEL, ttft_ms=ttft,
-                      tokens_per_s=(tokens - len(extract.sentences)) / decode_s
-                      if decode_s > 0 else None,
-                      rewrites_kept=kept, rewrites_total=len(extract.sentences))
+        for piece in stream:
+            if ttft is None:
+                ttft = (time.perf_counter() - state.started) * 1000
+            yield piece
+        quoted = self.extractive_sentences(extract)
+        first = parse_sentences(strip_citations(stream.text))[:1]
+        lead = []
+        if first:
+            text = fit_answer_word(first[0].text, state.standalone)
+            checked = self._check(Sentence(text=text, citations=cited), passages)
+            problem = lead_problem(text, state.standalone, [t for t, _, _ in given],
+                                   [passages[n - 1].heading for n in cited])
+            if problem and checked.supported:
+                checked = checked.model_copy(update={"supported": False})
+                log.info("lead sentence dropped (%s): %s", problem, text)
+            lead = [checked]
+        numbered, _ = renumber(lead + quoted, passages)
+        if lead and lead[0].supported:
+            yield " " + "".join(f"[{n}]" for n in numbered[0].citations)
+        yield " " + render(numbered[len(lead):])
+        stats = stream.stats
+        return _Draft(lead + quoted, model=EMBEDDED_MODEL, ttft_ms=ttft,
+                      tokens_per_s=stats.tokens_per_s,
+                      rewrites_kept=int(bool(lead) and lead[0].supported), rewrites_total=1)
 
     def _generate(self, state: ChainState, model) -> Iterator[str | Answer]:
         """Ollama/OpenAI path: numbered passages in, cited sentences out (then verified)."""

@@ -26,7 +26,7 @@ from rag.config import Settings
 from rag.errors import ConfigError, IndexMissingError, IndexUnavailableError, StudyragError
 from rag.loading import Skipped, check_notes_dir, iter_note_paths, load_file
 from rag.models import Chunk
-from rag.text import stems
+from rag.text import stems, term_pairs
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 4  # bump when loading or chunking changes what chunks are made
@@ -484,12 +484,14 @@ class NoteIndex:
         return self._chunks
 
     def term_df(self) -> dict[str, int]:
-        """Document frequency of content terms (for the rerank's IDF weights)."""
+        """Document frequency of content terms (the rerank's IDF weights) and of adjacent
+        term pairs, keyed "a b" (so a name like "Glacier Instant Retrieval" can be unknown
+        even though each of its words is known)."""
         self.load_side_index()
         if self._df is None:
             df: dict[str, int] = {}
             for c in self._chunks.values():
-                for term in stems(c.embed_text):
+                for term in stems(c.embed_text) | term_pairs(c.embed_text):
                     df[term] = df.get(term, 0) + 1
             self._df = df
         return self._df

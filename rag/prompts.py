@@ -59,27 +59,31 @@ def answer_messages(question: str, passages: Sequence[Passage]) -> list[BaseMess
     return ANSWER_PROMPT.format_messages(passages=format_passages(passages), question=question)
 
 
-# --- one-sentence rewrite prompt (embedded SmolLM2-135M) ----------------------------------
+# --- one-sentence lead answer (embedded SmolLM2-135M) -----------------------------------
 # A 135M model cannot follow the numbered-passages prompt (it never declines, swaps near-
-# identical facts and mangles multi-fact passages). It can rephrase ONE note sentence into an
-# answer, so the chain hands it the extractive selection one sentence at a time and appends
-# that sentence's citation itself. One worked example anchors the output format.
-REWRITE_SYSTEM = ("You are a study tutor. Rewrite the note as a short answer to the question. "
-                  "Use only the note. Do not add anything.")
-REWRITE_EXAMPLE = (
-    "Note: Lambda: max execution time 15 minutes\n\nQuestion: How long can a Lambda function run?",
-    "A Lambda function can run for at most 15 minutes.",
+# identical facts and invents expansions of acronyms). It can turn the one or two best note
+# sentences into a direct answer, so that is its only job: the chain puts that lead sentence
+# before the quoted note sentences, cites it itself, and keeps it only if it passes the
+# support check. Two worked examples (facts that are not in the dev set) anchor the format.
+LEAD_SYSTEM = ("You are a study tutor. Answer the question in one short sentence, using only "
+               "the note. Do not add anything that the note does not say.")
+LEAD_EXAMPLES = (
+    ("Note: CloudFront caches content at edge locations close to the viewers.\n\n"
+     "Question: Where does CloudFront keep cached content?",
+     "CloudFront caches content at edge locations close to the viewers."),
+    ("Note: Spot Instances can be reclaimed by AWS with a two-minute warning.\n\n"
+     "Question: Are Spot Instances guaranteed to keep running?",
+     "No, AWS can reclaim Spot Instances with a two-minute warning."),
 )
-REWRITE_STOP = ["\n"]
+LEAD_STOP = ["\n"]
 
 
-def rewrite_messages(sentence: str, question: str) -> list[BaseMessage]:
-    return [
-        SystemMessage(REWRITE_SYSTEM),
-        HumanMessage(REWRITE_EXAMPLE[0]),
-        AIMessage(REWRITE_EXAMPLE[1]),
-        HumanMessage(f"Note: {sentence}\n\nQuestion: {question}"),
-    ]
+def lead_messages(note: str, question: str) -> list[BaseMessage]:
+    messages: list[BaseMessage] = [SystemMessage(LEAD_SYSTEM)]
+    for asked, answered in LEAD_EXAMPLES:
+        messages += [HumanMessage(asked), AIMessage(answered)]
+    messages.append(HumanMessage(f"Note: {note}\n\nQuestion: {question}"))
+    return messages
 
 
 # --- history-aware condensing (generator available) ---------------------------------------

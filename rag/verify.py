@@ -140,8 +140,84 @@ _CLAUSE = re.compile(r"[,;:]\s+|\s+(?=\b(?:because|but|while|whereas|although|so
                      re.IGNORECASE)
 
 
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+# "No, X is Y": the answer word replies to the question; the claim's polarity is in the rest.
+_ANSWER_WORD = re.compile(r"^\s*(?:yes|no)\b[,.!:;]?\s*", re.IGNORECASE)
+
+
+# Limits, not denials: "no larger than 400 KB" says what "max 400 KB" says.
+_LIMIT = re.compile(r"\b(?:no|not)\s+(?:more|larger|longer|bigger|greater|later|higher|fewer|"
+                    r"less)\s+than\b|\b(?:must|can|may|does|do|should)\s*(?:not|n't)\s+exceed\b"
+                    r"|\b(?:cannot|can't|won't)\s+exceed\b", re.IGNORECASE)
+
+
 def negations(text: str) -> int:
-    return len(_NEGATION.findall(text))
+    return len(_NEGATION.findall(_LIMIT.sub(" ", text)))
+
+
+def new_terms(sentence: str, sources: Sequence[str]) -> list[str]:
+    """Content words of ``sentence`` that none of ``sources`` has (5-letter prefixes, so
+    inflections match). Numbers and negations are the hard rules' and polarity's business."""
+    allowed = _keys("\n".join(sources))
+    return [t for t in content_terms(_ANSWER_WORD.sub("", sentence))
+            if t[:5] not in allowed and not t.replace(".", "").isdigit()
+            and not _NEGATION.fullmatch(t)]
+
+
+def restates(sentence: str, quotes: Sequence[str], share: float = 0.8) -> bool:
+    """Does ``sentence`` only repeat one of ``quotes`` (its words nearly all from that quote
+    and covering most of it)? Such a lead adds nothing to the quotes that follow it."""
+    keys = _keys(_ANSWER_WORD.sub("", sentence))
+    for quote in quotes:
+        theirs = _keys(quote)
+        if keys and theirs and len(keys & theirs) >= share * max(len(keys), len(theirs)):
+            return True
+    return False
+
+
+_YES_NO_QUESTION = re.compile(r"^\s*(?:is|are|can|could|does|do|did|will|would|should|has|have|"
+                              r"was|were|may|must)\b", re.IGNORECASE)
+
+
+def fit_answer_word(sentence: str, question: str) -> str:
+    """Drop a leading Yes/No unless the question asks yes or no (the small model copies the
+    word from its worked example: "No, the retention period is 35 days")."""
+    if _YES_NO_QUESTION.match(question):
+        return sentence
+    rest = _ANSWER_WORD.sub("", sentence)
+    return rest[:1].upper() + rest[1:] if rest else sentence
+
+
+def lead_problem(sentence: str, question: str, quotes: Sequence[str],
+                 headings: Sequence[str] = ()) -> str:
+    """Why a generated lead may not stand before the quoted note sentences ("" if it may).
+
+    On top of the support check: it must be a statement, add no word that is not in the
+    quotes, their headings or the question, not merely repeat a quote or the question (a
+    Yes/No before it is an answer), and take everything beyond the question's own words from
+    one quote, so that it cannot join two facts into a third.
+    """
+    if sentence.rstrip().endswith((":", "?", ",")):
+        return "not a statement"
+    novel = new_terms(sentence, [*quotes, question, *headings])
+    if novel:
+        return "words not in the notes: " + ", ".join(novel)
+    if restates(sentence, quotes):
+        return "repeats a quote"
+    claim = _ANSWER_WORD.sub("", sentence)
+    own = _keys(claim) - _keys(question) - _keys("\n".join(headings))
+    if not own and not numbers(claim) - numbers(question) and claim == sentence:
+        return "only repeats the question"
+    if not any(own <= _keys(q) and numbers(claim) <= numbers(q) for q in quotes):
+        return "joins facts from different note sentences"
+    return ""
+
+
+def sentence_clauses(text: str) -> list[str]:
+    """The sentences and clauses of ``text`` that carry content words."""
+    pieces = (c for s in _SENTENCE.split(_ANSWER_WORD.sub("", text))
+              for c in _CLAUSE.split(s) if c)
+    return [c.strip() for c in pieces if content_terms(c)]
 
 
 # --- lexical ---------------------------------------------------------------------------
@@ -213,33 +289,54 @@ class Verifier:
         evidence_keys = _keys(evidence)
         lexical = len(keys & evidence_keys) / len(keys) if keys else 0.0
         line_keys = [_keys(line) for line in lines]
-        overlaps = [len(keys & lk) for lk in line_keys]
-        semantic = 0.0
+        clauses = sentence_clauses(text)
+        sims_of: list[np.ndarray] = []  # per sentence clause: cosine to every evidence line
         if self.embedder is not None:
-            vectors = np.asarray(self.embedder.encode([text, *lines]))
-            sims = vectors[1:] @ vectors[0]
-            best = int(np.argmax(sims))
-            semantic = float(sims[best])
-            # The line the sentence restates: shared words and similarity together.
-            aligned = max(range(len(lines)), key=lambda i: overlaps[i] / max(1, len(keys))
-                          + float(sims[i]))
+            vectors = np.asarray(self.embedder.encode([text, *lines, *clauses]))
+            line_vectors = vectors[1:len(lines) + 1]
+            semantic = float(np.max(line_vectors @ vectors[0]))
+            sims_of = [line_vectors @ v for v in vectors[len(lines) + 1:]]
         else:
-            aligned = int(np.argmax(overlaps))
             semantic = lexical
         score = self.lexical_weight * lexical + self.semantic_weight * semantic
-        # Polarity of the aligned line, or of its clause that shares most words with the
-        # sentence ("You don't need X, because Y" supports "Y" without its negation).
-        clauses = [c for c in _CLAUSE.split(lines[aligned]) if c.strip()]
-        clause = max(clauses, key=lambda c: len(keys & _keys(c))) if clauses else lines[aligned]
-        parity = negations(text) % 2
-        if parity != negations(lines[aligned]) % 2 and parity != negations(clause) % 2:
+        flipped = self._polarity_flip(clauses, lines, line_keys, sims_of)
+        if flipped:
             score -= self.negation_penalty
-            reasons.append(f"polarity differs from: {lines[aligned][:80]}")
+            reasons.append(f"polarity differs from: {flipped[:80]}")
         if missing_numbers or missing_services:
             score = 0.0
         score = max(0.0, min(1.0, score))
         return Verdict(score >= self.threshold and not missing_numbers and not missing_services,
                        round(score, 4), round(lexical, 4), round(semantic, 4), reasons)
+
+    @staticmethod
+    def _polarity_flip(clauses: list[str], lines: list[str], line_keys: list[set[str]],
+                       sims_of: list[np.ndarray]) -> str:
+        """The evidence line whose polarity a clause of the sentence contradicts, or "".
+
+        Each clause of the sentence ("X; not Y", "A. B.") is aligned with the evidence line
+        it restates (shared words plus similarity), then with that line's clause sharing most
+        words; a negation count of different parity from both is a flip. Clause by clause, so a
+        quoted "Not retained: kept 0 to 35 days" is not read as one negated claim.
+        """
+        for k, clause in enumerate(clauses):
+            ckeys = _keys(clause)
+            if not ckeys:
+                continue
+
+            def fit(i: int) -> float:
+                sim = float(sims_of[k][i]) if sims_of else 0.0
+                return len(ckeys & line_keys[i]) / len(ckeys) + sim
+
+            aligned = max(range(len(lines)), key=fit)
+            if not ckeys & line_keys[aligned]:
+                continue
+            parts = [c for c in _CLAUSE.split(lines[aligned]) if c.strip()] or [lines[aligned]]
+            part = max(parts, key=lambda c: len(ckeys & _keys(c)))
+            parity = negations(clause) % 2
+            if parity != negations(lines[aligned]) % 2 and parity != negations(part) % 2:
+                return lines[aligned]
+        return ""
 
 
 def make_verifier(settings, embedder) -> Verifier:

@@ -84,6 +84,15 @@ def test_tutor_answers_follow_up_with_history(tutor):
                                              for c in answer.citations)
 
 
+def test_names_the_notes_never_use_mean_abstention(tutor):
+    unknown = tutor.ask("What is the first-byte latency of S3 Glacier Instant Retrieval?")
+    assert unknown.abstained and "Glacier Instant Retrieval" in unknown.answer
+    assert tutor.ask("What is Amazon Lightsail used for?").abstained
+    # "Gateway LB" in the notes: one unseen word pair is not enough to abstain.
+    known = tutor.ask("Which protocol and port does a Gateway Load Balancer use?")
+    assert not known.abstained and "6081" in known.answer
+
+
 # --- extractive + JSON schema -------------------------------------------------------------
 def test_extractive_json_schema_is_backward_compatible(tutor):
     data = tutor.ask(TOKEN_Q).to_json()

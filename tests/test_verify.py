@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from rag.verify import Verifier, evaluate_pairs, load_pairs, numbers, services, with_heading
+from rag.verify import (
+    Verifier,
+    evaluate_pairs,
+    fit_answer_word,
+    lead_problem,
+    load_pairs,
+    negations,
+    numbers,
+    services,
+    with_heading,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 PAIRS = REPO / "evals" / "datasets" / "verifier_pairs.jsonl"
@@ -65,6 +75,56 @@ def test_heading_names_the_service_only_when_the_body_names_none(verifier):
     efs = with_heading("Amazon FSx for Windows", "Amazon EFS only supports Linux workloads.")
     assert not verifier.check("Amazon FSx for Windows only supports Linux workloads.",
                               [efs]).supported
+
+
+BACKUPS = ("- Automated Backups\n  - Not retained indefinitely\n"
+           "    - Retention period anywhere from 0 to 35 days")
+
+
+def test_polarity_is_checked_clause_by_clause(verifier):
+    # A quote joined from a negated bullet and a plain one is not one negated claim...
+    quoted = verifier.check("Automated Backups: Not retained indefinitely: Retention period "
+                            "anywhere from 0 to 35 days.", [BACKUPS])
+    assert quoted.supported, quoted
+    # ...but flipping either clause is still caught.
+    flipped = verifier.check("Automated Backups: Retained indefinitely: Retention period "
+                             "anywhere from 0 to 35 days.", [BACKUPS])
+    assert not flipped.supported and any("polarity" in r for r in flipped.reasons)
+
+
+def test_answer_word_and_limits_are_not_negations(verifier):
+    peering = "VPC Peering does NOT support transitive peering"
+    assert verifier.check("No, VPC peering does not support transitive peering.",
+                          [peering]).supported
+    wrong = verifier.check("No, VPC peering supports transitive peering.", [peering])
+    assert not wrong.supported
+    assert negations("Items can be no larger than 400 KB") == 0
+    assert negations("The run must not exceed 15 minutes") == 0
+    assert negations("It does not support SSE-C") == 1
+
+
+def test_answer_word_only_for_yes_no_questions():
+    assert fit_answer_word("No, the retention is 35 days.",
+                           "What is the maximum retention?") == "The retention is 35 days."
+    assert fit_answer_word("No, it does not.", "Does DAX support it?") == "No, it does not."
+
+
+def test_lead_problems():
+    quotes = ["Spot pricing offers up to 90% off vs On-Demand",
+              "Spot instances can be terminated with a 2 minute warning"]
+    question = "How much cheaper are Spot instances than On-Demand?"
+    assert lead_problem("Spot instances are up to 90% cheaper than On-Demand.", question,
+                        quotes) == ""
+    assert lead_problem("Spot instances are up to 95% cheaper.", question, quotes)
+    assert "not in the notes" in lead_problem(
+        "Spot instances are 90% cheaper because of the Savings Plan.", question, quotes)
+    assert lead_problem("Spot pricing offers up to 90% off vs On-Demand.", question,
+                        quotes) == "repeats a quote"
+    assert lead_problem("Spot instances are cheaper than On-Demand.", question,
+                        quotes) == "only repeats the question"
+    assert "different note sentences" in lead_problem(
+        "Spot instances are 90% off and can be terminated.", question, quotes)
+    assert lead_problem("The Spot price includes:", question, quotes) == "not a statement"
 
 
 def test_no_evidence_is_unsupported(verifier):
