@@ -36,6 +36,18 @@ _NUM = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\d])")
 _NUM_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 
 
+_RATE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:\s*[A-Za-z%]+(?:/s)?)??"
+                   r"(?:\s+[A-Za-z]+){0,2}?\s*(?:\s+per\s+|/)"
+                   r"(?!(?:s|sec|second|seconds)\b)([A-Za-z]+)\b")
+
+
+def rates(text: str) -> set[tuple[float, str]]:
+    """(quantity, per what) pairs: '3 IOPS/GB' -> (3, 'gb'), '2,375 MB/s per instance' ->
+    (2375, 'instance'); a per-second unit ('MB/s') is a unit, not the rate's base."""
+    return {(float(m.group(1).replace(",", "")), m.group(2).lower().rstrip("s"))
+            for m in _RATE.finditer(text)}
+
+
 def numbers(text: str) -> set[float]:
     """Every quantity in ``text`` as a value: '15-minute', '15 minutes', 'fifteen' -> 15."""
     values = {float(m.group(1).replace(",", "")) for m in _NUM.finditer(text)}
@@ -193,9 +205,10 @@ def lead_problem(sentence: str, question: str, quotes: Sequence[str],
     """Why a generated lead may not stand before the quoted note sentences ("" if it may).
 
     On top of the support check: it must be a statement, add no word that is not in the
-    quotes, their headings or the question, not merely repeat a quote or the question (a
-    Yes/No before it is an answer), and take everything beyond the question's own words from
-    one quote, so that it cannot join two facts into a third.
+    quotes, their headings or the question, not merely repeat a quote, answer something (a
+    Yes/No, a number, a negation or two content words the question does not have), and take
+    everything beyond the question's own words from one quote, so that it cannot join two
+    facts into a third.
     """
     if sentence.rstrip().endswith((":", "?", ",")):
         return "not a statement"
@@ -206,8 +219,10 @@ def lead_problem(sentence: str, question: str, quotes: Sequence[str],
         return "repeats a quote"
     claim = _ANSWER_WORD.sub("", sentence)
     own = _keys(claim) - _keys(question) - _keys("\n".join(headings))
-    if not own and not numbers(claim) - numbers(question) and claim == sentence:
-        return "only repeats the question"
+    answers = (claim != sentence or bool(numbers(claim) - numbers(question))
+               or negations(claim) > negations(question) or len(own) >= 2)
+    if not answers:
+        return "does not answer: repeats the question"
     if not any(own <= _keys(q) and numbers(claim) <= numbers(q) for q in quotes):
         return "joins facts from different note sentences"
     return ""
@@ -284,6 +299,14 @@ class Verifier:
                 missing_services -= services(head)
         if missing_services:
             reasons.append("service not in evidence: " + ", ".join(sorted(missing_services)))
+        # "3,000 IOPS per GB" from "3,000 IOPS per volume ... 3 IOPS/GB": each number's own base.
+        evidence_rates = rates(evidence)
+        wrong_rates = {(n, base) for n, base in rates(text) - evidence_rates
+                       if any(n == m for m, _ in evidence_rates)}
+        if wrong_rates:
+            missing_numbers |= {n for n, _ in wrong_rates}
+            reasons.append("number has another base in the evidence: " + ", ".join(
+                f"{n:g} per {base}" for n, base in sorted(wrong_rates)))
 
         keys = _keys(text)
         evidence_keys = _keys(evidence)

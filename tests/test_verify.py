@@ -103,6 +103,14 @@ def test_answer_word_and_limits_are_not_negations(verifier):
     assert negations("It does not support SSE-C") == 1
 
 
+def test_a_number_keeps_its_base(verifier):
+    gp2 = ("General Purpose (SSD) volumes provide the ability to burst to 3,000 IOPS per volume "
+           "and also deliver a consistent baseline of 3 IOPS/GB.")
+    assert verifier.check("A gp2 volume can burst to 3,000 IOPS per volume.", [gp2]).supported
+    wrong = verifier.check("A gp2 volume can burst to 3,000 IOPS per GB.", [gp2])
+    assert not wrong.supported and any("another base" in r for r in wrong.reasons)
+
+
 def test_answer_word_only_for_yes_no_questions():
     assert fit_answer_word("No, the retention is 35 days.",
                            "What is the maximum retention?") == "The retention is 35 days."
@@ -121,7 +129,7 @@ def test_lead_problems():
     assert lead_problem("Spot pricing offers up to 90% off vs On-Demand.", question,
                         quotes) == "repeats a quote"
     assert lead_problem("Spot instances are cheaper than On-Demand.", question,
-                        quotes) == "only repeats the question"
+                        quotes).startswith("does not answer")
     assert "different note sentences" in lead_problem(
         "Spot instances are 90% off and can be terminated.", question, quotes)
     assert lead_problem("The Spot price includes:", question, quotes) == "not a statement"
