@@ -220,48 +220,64 @@ VERIFIER_SET = REPO / "evals" / "datasets" / "verifier_pairs.jsonl"
 
 
 def cmd_eval_verifier(args) -> int:
-    """Precision/recall of the support verifier on hand-labelled (sentence, passage) pairs."""
+    """Precision/recall of a support judge on hand-labelled (sentence, passage) pairs: our
+    verifier (with its threshold calibration), or ``--judge llm``."""
     from rag.embeddings import embedder_for
-    from rag.verify import Verifier, evaluate_pairs, load_pairs
+    from rag.verify import Verifier, evaluate_judge, evaluate_pairs, load_pairs
 
     settings = settings_from(args)
-    threshold = args.threshold if args.threshold is not None else settings.support_threshold
     pairs = load_pairs(Path(args.dataset), settings.notes_dir)
-    verifier = Verifier(embedder=embedder_for(settings), threshold=threshold)
     started = time.perf_counter()
-    result = evaluate_pairs(verifier, pairs)
+    if args.judge == "llm":
+        from rag.verify import make_llm_judge
+
+        result = evaluate_judge(make_llm_judge(settings), pairs)
+        rows = {f"LLM judge ({settings.backend}, {settings.model})": result["at_threshold"]}
+    else:
+        threshold = args.threshold if args.threshold is not None else settings.support_threshold
+        verifier = Verifier(embedder=embedder_for(settings), threshold=threshold)
+        result = evaluate_pairs(verifier, pairs)
+        rows = {f"threshold {threshold:g} (setting)": result["at_threshold"],
+                f"threshold {result['best_threshold']:g} (best on these pairs)":
+                    result["at_best_threshold"],
+                "2-fold cross-validated threshold": result["cross_validated"]}
     result["seconds"] = time.perf_counter() - started
     result["command"] = command_line()
     result["dataset"] = str(args.dataset)
+    result["judge"] = args.judge
     labelled = sum(bool(p["supported"]) for p in pairs)
-    rows = {f"threshold {threshold:g} (setting)": result["at_threshold"],
-            f"threshold {result['best_threshold']:g} (best on these pairs)":
-                result["at_best_threshold"],
-            "2-fold cross-validated threshold": result["cross_validated"]}
     cols = ["precision", "recall", "unsupported_precision", "unsupported_recall", "accuracy",
             "tp", "fp", "fn", "tn"]
-    md = [f"# Support verifier ({time.strftime('%Y-%m-%d %H:%M')})", "",
+    detail = ("| id | kind | label | score | lexical | semantic | reasons |",
+              "|---|---|---|---|---|---|---|") if args.judge != "llm" else (
+              "| id | kind | label |", "|---|---|---|")
+    md = [f"# Support judge: {args.judge} ({time.strftime('%Y-%m-%d %H:%M')})", "",
           f"Command: `{result['command']}`  ",
           f"Pairs: `{args.dataset}` ({len(pairs)}: {labelled} supported, "
           f"{len(pairs) - labelled} unsupported). Each passage is given with the heading path "
           "of its section, as a retrieved passage is.", "",
           "`precision`/`recall` are for the verdict *supported*; `unsupported_*` for the "
-          "verdict *unsupported* (the errors the verifier must catch).", "",
+          "verdict *unsupported* (the errors the judge must catch).", "",
           table(rows, cols), "",
           "## By kind (share judged correctly)", "",
           "| kind | pairs | correct |", "|---|---|---|",
           *(f"| {k} | {v['n']} | {v['correct'] / v['n']:.2f} |"
             for k, v in result["by_kind"].items()), "",
-          "## Misjudged pairs", "",
-          "| id | kind | label | score | lexical | semantic | reasons |",
-          "|---|---|---|---|---|---|---|",
-          *(f"| {r['id']} | {r['kind']} | {r['supported']} | {r['score']:.3f} | "
-            f"{r['lexical']:.2f} | {r['semantic']:.2f} | {'; '.join(r['reasons'])[:120]} |"
-            for r in result["rows"] if r["predicted"] != r["supported"]), ""]
-    path = write_report(args.name, result, "\n".join(md))
+          "## Misjudged pairs", "", *detail,
+          *(_misjudged(r) for r in result["rows"] if r["predicted"] != r["supported"]), ""]
+    path = write_report(args.name or ("verifier" if args.judge != "llm" else "llm-judge"),
+                        result, "\n".join(md))
     print("\n".join(md))
     print(f"Report: {path} (+ .json)")
     return 0
+
+
+def _misjudged(row: dict) -> str:
+    if "score" not in row:
+        return f"| {row['id']} | {row['kind']} | {row['supported']} |"
+    return (f"| {row['id']} | {row['kind']} | {row['supported']} | {row['score']:.3f} | "
+            f"{row['lexical']:.2f} | {row['semantic']:.2f} | "
+            f"{'; '.join(row['reasons'])[:120]} |")
 
 
 def register(sub) -> None:
@@ -269,7 +285,10 @@ def register(sub) -> None:
                        help="precision/recall of the support verifier on labelled pairs")
     p.add_argument("--dataset", default=str(VERIFIER_SET), help="JSONL of labelled pairs")
     p.add_argument("--threshold", type=float, help="support threshold (default: setting)")
-    p.add_argument("--name", default="verifier", help="report name (default: verifier)")
+    p.add_argument("--name", help="report name (default: verifier, or llm-judge)")
+    p.add_argument("--judge", choices=["verifier", "llm"], default="verifier",
+                   help="judge to measure: our verifier, or an LLM through the configured "
+                   "ollama/openai backend")
     p.set_defaults(func=cmd_eval_verifier)
 
     p = sub.add_parser("eval", help="measure retrieval and answer quality on a dev set")

