@@ -10,8 +10,9 @@ The score combines three measurable signals against the cited evidence:
   (or the other way round) costs a fixed penalty.
 
 Hard rules cap the score at 0: every number in the sentence (unit-normalised: ``15-minute`` =
-``15 minutes``, ``10GB`` = ``10 GB``, ``fifteen`` = ``15``) and every AWS service or database
-engine it names must appear in the evidence. ``support_threshold`` (calibrated on
+``15 minutes``, ``10GB`` = ``10 GB``, ``fifteen`` = ``15``; with its base: ``3,000 IOPS per
+volume`` is not ``per GB``) and every AWS service or database engine it names must appear in
+the evidence, and no clause or "and" part of it may be missing from the evidence entirely. ``support_threshold`` (calibrated on
 ``evals/datasets/verifier_pairs.jsonl`` by ``study eval-verifier``) turns the score into a verdict.
 """
 
@@ -228,11 +229,26 @@ def lead_problem(sentence: str, question: str, quotes: Sequence[str],
     return ""
 
 
+# "... and also scales writes", "... and can be reused": a second claim joined with "and".
+_AND_CLAIM = re.compile(r"\s+and\s+also\s+|\s+and\s+(?=(?:is|are|can|cannot|can't|will|won't|"
+                        r"does|doesn't|do|don't|must|should|has|have|automatically)\b)",
+                        re.IGNORECASE)
+_AND = re.compile(r"\s+and\s+", re.IGNORECASE)
+
+
 def sentence_clauses(text: str) -> list[str]:
-    """The sentences and clauses of ``text`` that carry content words."""
+    """The sentences and clauses of ``text`` that carry content words (claims joined by "and
+    also"/"and can ..." are separate clauses)."""
     pieces = (c for s in _SENTENCE.split(_ANSWER_WORD.sub("", text))
-              for c in _CLAUSE.split(s) if c)
+              for part in _CLAUSE.split(s) if part for c in _AND_CLAIM.split(part) if c)
     return [c.strip() for c in pieces if content_terms(c)]
+
+
+def unbacked_parts(text: str, evidence_keys: set[str]) -> list[str]:
+    """Parts of the sentence (clauses, "and" conjuncts) with two or more content words of
+    which the evidence has none: "... and is the cheapest storage option on AWS"."""
+    parts = (p.strip() for c in sentence_clauses(text) for p in _AND.split(c))
+    return [p for p in parts if len(_keys(p)) >= 2 and not _keys(p) & evidence_keys]
 
 
 # --- lexical ---------------------------------------------------------------------------
@@ -326,10 +342,14 @@ class Verifier:
         if flipped:
             score -= self.negation_penalty
             reasons.append(f"polarity differs from: {flipped[:80]}")
-        if missing_numbers or missing_services:
+        unbacked = unbacked_parts(text, evidence_keys)
+        if unbacked:
+            reasons.append("clause not in evidence: " + unbacked[0][:80])
+        if missing_numbers or missing_services or unbacked:
             score = 0.0
         score = max(0.0, min(1.0, score))
-        return Verdict(score >= self.threshold and not missing_numbers and not missing_services,
+        return Verdict(score >= self.threshold and not (missing_numbers or missing_services
+                                                        or unbacked),
                        round(score, 4), round(lexical, 4), round(semantic, 4), reasons)
 
     @staticmethod
@@ -429,7 +449,7 @@ def load_pairs(path, notes_dir=None) -> list[dict]:
             p["heading"] = ""
             if note is None or not hasattr(note, "lines"):
                 continue
-            first = p["passage_quote"].split("\n")[0].strip()[:60]
+            first = _BULLETS.sub("", p["passage_quote"].split("\n")[0]).strip()[:60]
             for section in split_sections(note):
                 if any(first and first in line for line in section.lines):
                     p["heading"] = section.heading
@@ -486,7 +506,7 @@ def evaluate_pairs(verifier: Verifier, pairs: list[dict]) -> dict:
                                [with_heading(p.get("heading", ""), p["passage_quote"])])
                 for p in pairs]
     labels = [bool(p["supported"]) for p in pairs]
-    rules_ok = [not any(r.startswith(("number", "service")) for r in v.reasons)
+    rules_ok = [not any(r.startswith(("number", "service", "clause")) for r in v.reasons)
                 for v in verdicts]
     scores = [v.score for v in verdicts]
 

