@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from rag.errors import InputError, StudyragError
+from rag.jsonl import read_jsonl
 
 # Feature modules that register extra sub-commands (missing ones are simply skipped).
 COMMANDS = ["rag.cli_answer", "rag.cli_study", "rag.cli_eval"]
@@ -47,21 +48,7 @@ def settings_from(args: argparse.Namespace):
 
 def read_batch(path: str) -> list[dict]:
     """JSONL of {"id", ...}; a bad line is an error that names the line."""
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"Batch file {path} does not exist.")
-    rows = []
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}).") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path}:{number}: expected a JSON object.")
-        rows.append(row)
-    return rows
+    return [row for _, row in read_jsonl(path, "Batch file")]
 
 
 def emit(obj: dict) -> None:

@@ -73,7 +73,7 @@ def cmd_eval(args) -> int:
     index = NoteIndex(settings)
     index.ingest(settings.notes_dir)
     search = HybridSearch(settings, index)
-    items = load_dataset(Path(args.dataset), settings.notes_dir)
+    items = load_dataset(Path(args.dataset), settings.notes_dir)[::args.every]
     name = args.name or Path(args.dataset).stem
     data: dict = {"command": command_line(), "dataset": str(args.dataset), "items": len(items),
                   "settings": {k: str(v) for k, v in settings.model_dump().items()
@@ -280,6 +280,14 @@ def _misjudged(row: dict) -> str:
             f"{'; '.join(row['reasons'])[:120]} |")
 
 
+def _positive_int(value: str) -> int:
+    import argparse
+
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def register(sub) -> None:
     p = sub.add_parser("eval-verifier",
                        help="precision/recall of the support verifier on labelled pairs")
@@ -297,6 +305,9 @@ def register(sub) -> None:
     p.add_argument("--backends", help="answer backends to compare, e.g. extractive,embedded "
                    "or 'all' usable (default: extractive)")
     p.add_argument("--quick", action="store_true", help="skip the explain/quiz evaluation")
+    p.add_argument("--every", type=_positive_int, default=1, metavar="K",
+                   help="only every K-th question (a quick, deterministic subset for slow "
+                   "backends; default: all)")
     p.add_argument("--judge", choices=["verifier", "llm"], default="verifier",
                    help="support judge for faithfulness/citations: our verifier, or an LLM "
                    "through the configured ollama/openai backend")

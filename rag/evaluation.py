@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rag.config import Settings
 from rag.errors import InputError
+from rag.jsonl import read_jsonl
 from rag.models import Passage
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,22 +61,16 @@ def locate_quote(notes_dir: Path, file: str, quote: str) -> Gold:
 
 def load_dataset(path: Path, notes_dir: Path) -> list[Item]:
     """Read a JSONL dev set ({id, question, answerable, gold:[{file, quote}], must})."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"Dataset {path} does not exist.")
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, row in read_jsonl(path, "Dataset"):
         try:
-            row = json.loads(line)
             items.append(Item(
                 id=str(row["id"]), question=row["question"],
                 answerable=bool(row.get("answerable", bool(row.get("gold")))),
                 gold=[locate_quote(notes_dir, g["file"], g["quote"]) for g in row.get("gold", [])],
                 must=[list(group) for group in row.get("must", [])],
             ))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (KeyError, TypeError) as exc:
             raise InputError(f"{path}:{number}: not a dev-set row ({exc}).") from None
     return items
 

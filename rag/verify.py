@@ -431,11 +431,11 @@ def make_llm_judge(settings) -> Callable[[str, list[str]], bool]:
 def load_pairs(path, notes_dir=None) -> list[dict]:
     """Labelled pairs; with ``notes_dir`` each gets ``heading``: the heading path of the
     section holding its quote, which a retrieved passage would carry too."""
-    import json
     from pathlib import Path
 
-    pairs = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()
-             if line.strip()]
+    from rag.jsonl import read_jsonl
+
+    pairs = [row for _, row in read_jsonl(path, "Pairs file")]
     if notes_dir is not None:
         from rag.chunking import split_sections
         from rag.loading import load_file

@@ -72,10 +72,11 @@ def render_answer(answer: Answer, idx: int) -> None:
                     st.rerun()
         return
     meta = []
-    if any(not s.supported for s in answer.sentences):
+    if "(unsupported)" in answer.answer:
         meta.append(":orange[:material/warning: some sentences are not supported by the cited notes]")
     if answer.fell_back:
-        meta.append("the generator was unavailable, so this answer is extractive")
+        meta.append("the generator was unavailable or failed the support check, so this "
+                    "answer quotes the notes")
     meta.append(f"{answer.backend}{' · ' + answer.model if answer.model else ''}")
     meta.append(f"{answer.latency_ms / 1000:.1f} s")
     st.caption(" · ".join(meta))
