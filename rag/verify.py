@@ -236,6 +236,10 @@ _AND_CLAIM = re.compile(r"\s+and\s+also\s+|\s+and\s+(?=(?:is|are|can|cannot|can'
 _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
 
 
+def _flat(text: str) -> str:
+    return " ".join(text.lower().rstrip(".").split())
+
+
 def sentence_clauses(text: str) -> list[str]:
     """The sentences and clauses of ``text`` that carry content words (claims joined by "and
     also"/"and can ..." are separate clauses)."""
@@ -360,11 +364,13 @@ class Verifier:
         Each clause of the sentence ("X; not Y", "A. B.") is aligned with the evidence line
         it restates (shared words plus similarity), then with that line's clause sharing most
         words; a negation count of different parity from both is a flip. Clause by clause, so a
-        quoted "Not retained: kept 0 to 35 days" is not read as one negated claim.
+        quoted "Not retained: kept 0 to 35 days" is not read as one negated claim; a clause that
+        is word for word an evidence line (or one of its clauses) cannot flip anything.
         """
+        whole = {_flat(c) for line in lines for c in [line, *sentence_clauses(line)]}
         for k, clause in enumerate(clauses):
             ckeys = _keys(clause)
-            if not ckeys:
+            if not ckeys or _flat(clause) in whole:
                 continue
 
             def fit(i: int) -> float:
@@ -374,7 +380,7 @@ class Verifier:
             aligned = max(range(len(lines)), key=fit)
             if not ckeys & line_keys[aligned]:
                 continue
-            parts = [c for c in _CLAUSE.split(lines[aligned]) if c.strip()] or [lines[aligned]]
+            parts = sentence_clauses(lines[aligned]) or [lines[aligned]]
             part = max(parts, key=lambda c: len(ckeys & _keys(c)))
             parity = negations(clause) % 2
             if parity != negations(lines[aligned]) % 2 and parity != negations(part) % 2:
