@@ -14,6 +14,7 @@ as a raw httpx/openai/ollama exception. Weights load lazily and at most once per
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import logging
@@ -383,6 +384,9 @@ class _LlamaCppEngine:
         )
         self.lock = threading.Lock()
         self.description = f"{EMBEDDED_MODEL} via llama-cpp-python"
+        # Free the native model before interpreter teardown; left to __del__, llama-cpp-python
+        # prints a traceback at exit when its own modules are already gone.
+        atexit.register(self.llm.close)
 
     def stream(
         self, messages: list[dict[str, str]], params: _GenParams, usage: _Usage
