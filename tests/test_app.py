@@ -179,7 +179,13 @@ def test_quality_page_shows_latest_report(corpus_env, tmp_path, monkeypatch):
                                          "latency_p50_ms": 800.0, "latency_p95_ms": 2000.0}}}
     (tmp_path / "2026-01-01-dev.json").write_text(json.dumps(report))
     (tmp_path / "2026-01-01-dev.md").write_text("# Eval: dev\n")
-    assert quality.eval_reports(tmp_path) == [tmp_path / "2026-01-01-dev.json"]
+    # A later-written subset run of the same day does not hide the full run; an older day
+    # comes last.
+    (tmp_path / "2026-01-01-dev-every4.json").write_text(json.dumps({**report, "items": 1}))
+    (tmp_path / "2025-12-31-dev.json").write_text(json.dumps(report))
+    assert quality.eval_reports(tmp_path) == [tmp_path / "2026-01-01-dev.json",
+                                              tmp_path / "2026-01-01-dev-every4.json",
+                                              tmp_path / "2025-12-31-dev.json"]
     monkeypatch.setattr(quality, "REPORTS", tmp_path)
     at = page_app("quality")
     at.run()

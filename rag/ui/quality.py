@@ -21,17 +21,20 @@ APP_LATENCY = REPORTS / "app-latency.json"
 
 
 def eval_reports(folder: Path | None = None) -> list[Path]:
-    """Eval reports (with retrieval metrics), newest first."""
+    """Eval reports (with retrieval metrics): newest date first (reports are named
+    YYYY-MM-DD-name), then the run over most questions (a full run before a subset)."""
     folder = folder or REPORTS
-    out = []
+    found = []
     for path in folder.glob("*.json") if folder.is_dir() else []:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         if isinstance(data, dict) and "retrieval" in data:
-            out.append(path)
-    return sorted(out, key=lambda p: p.stat().st_mtime, reverse=True)
+            items = data.get("items")
+            found.append((path.stem[:10], items if isinstance(items, int) else 0,
+                          path.stat().st_mtime, path))
+    return [path for *_, path in sorted(found, key=lambda t: t[:3], reverse=True)]
 
 
 def _num(value):
