@@ -41,11 +41,13 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'\[])")
 _LEADING_CITES = re.compile(r"^((?:\[\d+(?:\s*,\s*\d+)*\]\s*)+)")
 _DECLINE = re.compile(r"notes (do not|don't|dont) cover", re.IGNORECASE)
 
-# Measured on evals/datasets/dev.jsonl (see evals/reports/*-dev-generators.md): with the
-# support check, the embedded SmolLM2 rewrite did not beat quoting the notes on must-fact
-# correctness, so "auto" answers extractively unless a real model server is configured.
+# Measured on evals/datasets/dev.jsonl (evals/reports/2026-11-25-dev.md and -embedded-leads.md):
+# the embedded lead ties extractive on must-facts (the quotes follow it) but 3 of its 19 shown
+# leads are wrong by hand, and it is slower, so "auto" answers extractively unless a real
+# model server is configured.
 AUTO_PREFERS_EMBEDDED = False
-# How many of the best note sentences the embedded model sees when it writes the lead.
+# How many of the best note sentences the embedded model sees when it writes the lead
+# (1 instead of 2: 14 of 17 shown leads right vs 16 of 19).
 LEAD_NOTE_SENTENCES = 2
 
 
@@ -164,8 +166,8 @@ class _Draft:
     model: str = ""
     ttft_ms: float | None = None
     tokens_per_s: float | None = None
-    rewrites_kept: int = 0
-    rewrites_total: int = 0
+    leads_kept: int = 0
+    leads_total: int = 0
 
 
 class Tutor:
@@ -330,9 +332,9 @@ class Tutor:
                 backend: str) -> Answer:
         """The verified answer. Too few supported generated sentences means the extractive
         answer (``fell_back``); for the embedded lead that is the quoted notes it preceded."""
-        generated_ok = (draft.rewrites_kept if backend == "embedded"
+        generated_ok = (draft.leads_kept if backend == "embedded"
                         else sum(s.supported for s in draft.sentences))
-        total = draft.rewrites_total if backend == "embedded" else len(draft.sentences)
+        total = draft.leads_total if backend == "embedded" else len(draft.sentences)
         fell_back = generated_ok < 1 or generated_ok < total / 2
         if fell_back and backend != "embedded":
             return self._fallback(state, extract, "too few supported sentences", draft)
@@ -369,10 +371,11 @@ class Tutor:
         sentences (the extractive answer), streamed as they come.
 
         The model sees only the best :data:`LEAD_NOTE_SENTENCES` note sentences. Its first
-        sentence is kept only if it passes the support check against their passages and says
-        nothing new (:func:`rag.verify.new_terms`: no content word outside those sentences,
-        their headings and the question); otherwise it is kept in ``sentences`` with
-        ``supported: false`` and the answer is the quoted notes alone (``fell_back``).
+        sentence is kept only if it passes the support check against their passages and the
+        lead gate (:func:`rag.verify.lead_problem`: nothing beyond those sentences, their
+        headings and the question; an answer, not a repeat; facts from one sentence);
+        otherwise it stays in ``sentences`` with ``supported: false`` and the answer is the
+        quoted notes alone (``fell_back``).
         """
         from rag.generation import EMBEDDED_MODEL, stream_text
         from rag.verify import fit_answer_word, lead_problem
@@ -407,7 +410,7 @@ class Tutor:
         stats = stream.stats
         return _Draft(lead + quoted, model=EMBEDDED_MODEL, ttft_ms=ttft,
                       tokens_per_s=stats.tokens_per_s,
-                      rewrites_kept=int(bool(lead) and lead[0].supported), rewrites_total=1)
+                      leads_kept=int(bool(lead) and lead[0].supported), leads_total=1)
 
     def _generate(self, state: ChainState, model) -> Iterator[str | Answer]:
         """Ollama/OpenAI path: numbered passages in, cited sentences out (then verified)."""
