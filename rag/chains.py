@@ -166,8 +166,7 @@ class _Draft:
     model: str = ""
     ttft_ms: float | None = None
     tokens_per_s: float | None = None
-    leads_kept: int = 0
-    leads_total: int = 0
+    generated: int | None = None  # how many leading sentences the model wrote (None: all)
 
 
 class Tutor:
@@ -331,12 +330,12 @@ class Tutor:
     def _finish(self, state: ChainState, extract: Extract, draft: _Draft,
                 backend: str) -> Answer:
         """The verified answer. Too few supported generated sentences means the extractive
-        answer (``fell_back``); for the embedded lead that is the quoted notes it preceded."""
-        generated_ok = (draft.leads_kept if backend == "embedded"
-                        else sum(s.supported for s in draft.sentences))
-        total = draft.leads_total if backend == "embedded" else len(draft.sentences)
-        fell_back = generated_ok < 1 or generated_ok < total / 2
-        if fell_back and backend != "embedded":
+        answer (``fell_back``): the quoted notes the draft already carries after them (the
+        embedded lead's), else a fresh extractive answer."""
+        written = draft.sentences[:draft.generated]
+        supported = sum(s.supported for s in written)
+        fell_back = supported < 1 or supported < len(written) / 2
+        if fell_back and len(written) == len(draft.sentences):
             return self._fallback(state, extract, "too few supported sentences", draft)
         mark = self.settings.unsupported == "mark"
         shown = [s for s in draft.sentences if s.supported or mark]
@@ -407,10 +406,8 @@ class Tutor:
         if lead and lead[0].supported:
             yield " " + "".join(f"[{n}]" for n in numbered[0].citations)
         yield " " + render(numbered[len(lead):])
-        stats = stream.stats
         return _Draft(lead + quoted, model=EMBEDDED_MODEL, ttft_ms=ttft,
-                      tokens_per_s=stats.tokens_per_s,
-                      leads_kept=int(bool(lead) and lead[0].supported), leads_total=1)
+                      tokens_per_s=stream.stats.tokens_per_s, generated=len(lead))
 
     def _generate(self, state: ChainState, model) -> Iterator[str | Answer]:
         """Ollama/OpenAI path: numbered passages in, cited sentences out (then verified)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import resource
 import shutil
@@ -11,11 +12,13 @@ import time
 from pathlib import Path
 
 from rag.cli import settings_from
+from rag.errors import InputError
 from rag.evaluation import (
     REPO,
     RETRIEVERS,
     PlainRecipe,
     answer_metrics,
+    check_report_name,
     command_line,
     fmt,
     load_dataset,
@@ -74,10 +77,11 @@ def cmd_eval(args) -> int:
     index.ingest(settings.notes_dir)
     search = HybridSearch(settings, index)
     items = load_dataset(Path(args.dataset), settings.notes_dir)[::args.every]
-    name = args.name or Path(args.dataset).stem
+    name = check_report_name(args.name or Path(args.dataset).stem)
+    judge = support_judge(settings, search, args.judge)  # fails fast if it cannot be built
     data: dict = {"command": command_line(), "dataset": str(args.dataset), "items": len(items),
                   "settings": {k: str(v) for k, v in settings.model_dump().items()
-                               if k not in ("openai_api_key",)}}
+                               if k not in ("openai_api_key",)}, "judge": args.judge}
 
     ranked: dict[str, dict] = {}
     timings: dict[str, list[float]] = {}
@@ -97,8 +101,6 @@ def cmd_eval(args) -> int:
                      "p50_ms": percentile(timings[r], 0.5)} for r in RETRIEVERS}
     data["retrieval"] = retrieval
 
-    judge = support_judge(settings, search, getattr(args, "judge", "verifier"))
-    data["judge"] = getattr(args, "judge", "verifier")
     answers = {}
     details = {}
     for backend in answer_backends(settings, args.backends):
@@ -281,11 +283,17 @@ def _misjudged(row: dict) -> str:
 
 
 def _positive_int(value: str) -> int:
-    import argparse
-
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
     return int(value)
+
+
+def _report_name(value: str) -> str:
+    """Checked before a long run starts, not when its report is written."""
+    try:
+        return check_report_name(value)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(sub) -> None:
@@ -293,7 +301,7 @@ def register(sub) -> None:
                        help="precision/recall of the support verifier on labelled pairs")
     p.add_argument("--dataset", default=str(VERIFIER_SET), help="JSONL of labelled pairs")
     p.add_argument("--threshold", type=float, help="support threshold (default: setting)")
-    p.add_argument("--name", help="report name (default: verifier, or llm-judge)")
+    p.add_argument("--name", type=_report_name, help="report name (default: verifier, or llm-judge)")
     p.add_argument("--judge", choices=["verifier", "llm"], default="verifier",
                    help="judge to measure: our verifier, or an LLM through the configured "
                    "ollama/openai backend")
@@ -301,7 +309,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("eval", help="measure retrieval and answer quality on a dev set")
     p.add_argument("--dataset", default=str(DEV_SET), help="JSONL dev set")
-    p.add_argument("--name", help="report name (default: the dataset's name)")
+    p.add_argument("--name", type=_report_name, help="report name (default: the dataset's name)")
     p.add_argument("--backends", help="answer backends to compare, e.g. extractive,embedded "
                    "or 'all' usable (default: extractive)")
     p.add_argument("--quick", action="store_true", help="skip the explain/quiz evaluation")
@@ -314,5 +322,5 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="time indexing, retrieval and answering")
-    p.add_argument("--name", help="report name (default: bench)")
+    p.add_argument("--name", type=_report_name, help="report name (default: bench)")
     p.set_defaults(func=cmd_bench)

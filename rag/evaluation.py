@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import math
 import statistics
 import sys
@@ -266,9 +267,21 @@ def fmt(value) -> str:
     return str(value)
 
 
+_REPORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_report_name(name: str) -> str:
+    """A report name is a plain file-name stem (it goes into evals/reports/<date>-<name>)."""
+    if not _REPORT_NAME.fullmatch(name or "") or len(name) > 100:
+        raise InputError(f"Report name {name!r} must be letters, digits, '.', '_' or '-' "
+                         "(no folders), e.g. --name dev-quick.")
+    return name
+
+
 def write_report(name: str, data: dict, markdown: str, folder: Path = REPORTS,
                  dated: bool = True) -> Path:
     """Write ``<date>-<name>.json`` and ``.md`` (no date prefix for standing reports)."""
+    check_report_name(name)
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{dt.date.today().isoformat()}-{name}" if dated else name
     (folder / f"{stem}.json").write_text(json.dumps(data, indent=2, default=str) + "\n",

@@ -999,6 +999,12 @@ def _make_embedded(settings: Settings) -> EmbeddedChatModel:
     )
 
 
+def _guard(inner: BaseChatModel, backend: str, target: str, model: str,
+           settings: Settings) -> GuardedChatModel:
+    return GuardedChatModel(inner=inner, backend=backend, target=target, model=model,
+                            timeout_s=settings.generation_timeout_s)
+
+
 def _make_ollama(settings: Settings, model: str) -> GuardedChatModel:
     from langchain_ollama import ChatOllama
 
@@ -1010,10 +1016,7 @@ def _make_ollama(settings: Settings, model: str) -> GuardedChatModel:
         num_predict=settings.max_new_tokens,
         client_kwargs={"timeout": settings.generation_timeout_s},
     )
-    return GuardedChatModel(
-        inner=inner, backend="ollama", target=host, model=model,
-        timeout_s=settings.generation_timeout_s,
-    )
+    return _guard(inner, "ollama", host, model, settings)
 
 
 def _make_openai(settings: Settings, model: str) -> GuardedChatModel:
@@ -1029,10 +1032,7 @@ def _make_openai(settings: Settings, model: str) -> GuardedChatModel:
         temperature=settings.temperature,
         max_tokens=settings.max_new_tokens,
     )
-    return GuardedChatModel(
-        inner=inner, backend="openai", target=base, model=model,
-        timeout_s=settings.generation_timeout_s,
-    )
+    return _guard(inner, "openai", base, model, settings)
 
 
 def get_chat_model(settings: Settings, backend: str | None = None) -> BaseChatModel:

@@ -248,10 +248,10 @@ def sentence_clauses(text: str) -> list[str]:
     return [c.strip() for c in pieces if content_terms(c)]
 
 
-def unbacked_parts(text: str, evidence_keys: set[str]) -> list[str]:
-    """Parts of the sentence (clauses, "and" conjuncts) with two or more content words of
-    which the evidence has none: "... and is the cheapest storage option on AWS"."""
-    parts = (p.strip() for c in sentence_clauses(text) for p in _AND.split(c))
+def unbacked_parts(clauses: Sequence[str], evidence_keys: set[str]) -> list[str]:
+    """Parts of a sentence (its ``sentence_clauses``, split again at every "and") with two or
+    more content words of which the evidence has none: "... and is the cheapest option"."""
+    parts = (p.strip() for c in clauses for p in _AND.split(c))
     return [p for p in parts if len(_keys(p)) >= 2 and not _keys(p) & evidence_keys]
 
 
@@ -346,14 +346,12 @@ class Verifier:
         if flipped:
             score -= self.negation_penalty
             reasons.append(f"polarity differs from: {flipped[:80]}")
-        unbacked = unbacked_parts(text, evidence_keys)
+        unbacked = unbacked_parts(clauses, evidence_keys)
         if unbacked:
             reasons.append("clause not in evidence: " + unbacked[0][:80])
-        if missing_numbers or missing_services or unbacked:
-            score = 0.0
-        score = max(0.0, min(1.0, score))
-        return Verdict(score >= self.threshold and not (missing_numbers or missing_services
-                                                        or unbacked),
+        broken_rule = bool(missing_numbers or missing_services or unbacked)
+        score = 0.0 if broken_rule else max(0.0, min(1.0, score))
+        return Verdict(score >= self.threshold and not broken_rule,
                        round(score, 4), round(lexical, 4), round(semantic, 4), reasons)
 
     @staticmethod
@@ -422,7 +420,15 @@ def make_llm_judge(settings) -> Callable[[str, list[str]], bool]:
     from rag.generation import get_chat_model
     from rag.prompts import JUDGE_PROMPT
 
-    backend = settings.backend if settings.backend in ("ollama", "openai") else "auto"
+    from rag.errors import ConfigError
+    from rag.generation import resolve_backend
+
+    backend = settings.backend if settings.backend in ("ollama", "openai") else (
+        resolve_backend(settings))
+    if backend not in ("ollama", "openai"):
+        raise ConfigError("--judge llm needs an Ollama or OpenAI-compatible model: set "
+                          "STUDYRAG_BACKEND=ollama (with STUDYRAG_MODEL) or "
+                          "STUDYRAG_OPENAI_BASE_URL, or use the default judge.")
     chain = JUDGE_PROMPT | get_chat_model(settings, backend) | StrOutputParser()
 
     def judge(sentence: str, passages: list[str]) -> bool:

@@ -129,6 +129,7 @@ def test_unknown_embedding_model_is_a_config_error():
     ({"STUDYRAG_CHROMA_PORT": "-1"}, ["STUDYRAG_CHROMA_PORT"]),
     ({"STUDYRAG_BACKEND": "skynet"}, ["STUDYRAG_BACKEND"]),
     ({"STUDYRAG_EMBEDDING_BACKEND": "abacus"}, ["STUDYRAG_EMBEDDING_BACKEND"]),
+    ({"STUDYRAG_EMBEDDED_ENGINE": "vulkan"}, ["STUDYRAG_EMBEDDED_ENGINE"]),
 ])
 def test_cli_bad_env(env, needles):
     assert_one_line_error(study("retrieve", "what is s3", env=env), *needles)
@@ -161,6 +162,22 @@ def test_cli_home_is_a_file(tmp_path):
     (notes / "a.md").write_text("# S3\n- S3 stores objects in buckets, durably.\n")
     proc = study("ingest", str(notes), env={"STUDYRAG_HOME": str(home)})
     assert_one_line_error(proc, str(home))
+
+
+def test_cli_llm_judge_without_a_model_server(tmp_path):
+    proc = study("eval-verifier", "--judge", "llm",
+                 env={"STUDYRAG_HOME": str(tmp_path), "STUDYRAG_BACKEND": "extractive",
+                      "STUDYRAG_OLLAMA_HOST": "http://127.0.0.1:9",
+                      "STUDYRAG_OPENAI_BASE_URL": ""})
+    assert_one_line_error(proc, "--judge llm needs an Ollama or OpenAI-compatible model")
+
+
+@pytest.mark.parametrize("args", [["eval-verifier", "--name", "../outside"],
+                                  ["eval", "--every", "0"], ["bench", "--name", "a b"]])
+def test_cli_bad_eval_arguments_stop_before_any_work(args):
+    proc = study(*args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"study {args[0]}: error: argument")
 
 
 def test_cli_missing_notes_folder(tmp_path):

@@ -188,6 +188,19 @@ def check_must(name: str, row: dict, corpus: dict, located: list[tuple[str, list
             warn(f"{where(name, row)}: must group {grp!r} not found within {NEAR_LINES} lines of a gold quote")
 
 
+def check_evidence(name: str, row: dict, corpus: dict, per_file: collections.Counter) -> None:
+    """An item that needs evidence: gold quotes found, 1-3 must groups that the gold (or the
+    notes) contain; counts the item once for each file its gold is in."""
+    if not row["gold"]:
+        err(f"{where(name, row)}: no gold")
+    if not (1 <= len(row["must"]) <= 3):
+        err(f"{where(name, row)}: needs 1-3 must groups")
+    located = check_gold(name, row, corpus)
+    check_must(name, row, corpus, located)
+    for f in sorted({g["file"] for g in row["gold"] if isinstance(g, dict) and "file" in g}):
+        per_file[f] += 1
+
+
 def check_dev(corpus: dict) -> dict:
     name = "dev.jsonl"
     rows = load_jsonl(name)
@@ -206,14 +219,7 @@ def check_dev(corpus: dict) -> dict:
         stats["total"] += 1
         if row["answerable"]:
             stats["answerable"] += 1
-            if not row["gold"]:
-                err(f"{where(name, row)}: answerable item without gold")
-            if not (1 <= len(row["must"]) <= 3):
-                err(f"{where(name, row)}: answerable item needs 1-3 must groups")
-            located = check_gold(name, row, corpus)
-            check_must(name, row, corpus, located)
-            for f in sorted({g["file"] for g in row["gold"] if isinstance(g, dict) and "file" in g}):
-                per_file[f] += 1
+            check_evidence(name, row, corpus, per_file)
             if len(row["gold"]) >= 2:
                 stats["two_passage"] += 1
                 if len(row["must"]) < 2:
@@ -259,14 +265,7 @@ def check_explain(corpus: dict) -> dict:
             err(f"{where(name, row)}: chosen/correct not among options")
         if row["chosen"] == row["correct"]:
             err(f"{where(name, row)}: chosen == correct")
-        if not row["gold"]:
-            err(f"{where(name, row)}: no gold")
-        if not (1 <= len(row["must"]) <= 3):
-            err(f"{where(name, row)}: needs 1-3 must groups")
-        located = check_gold(name, row, corpus)
-        check_must(name, row, corpus, located)
-        for f in sorted({g["file"] for g in row["gold"] if isinstance(g, dict) and "file" in g}):
-            per_file[f] += 1
+        check_evidence(name, row, corpus, per_file)
         chosen_letters[row["chosen"]] += 1
         correct_letters[row["correct"]] += 1
     if len(rows) < 14:
