@@ -80,30 +80,74 @@ def _ask(prompt: str) -> str | None:
         return None
 
 
+QUIT = ("q", "quit", "exit")
+
+
+def _due_questions(progress, topic: str | None) -> list:
+    """Questions whose FSRS review is due today (a card saved by another version: skipped)."""
+    from pydantic import ValidationError
+
+    from rag.quiz import Question
+
+    out = []
+    for card in progress.due(limit=500):
+        if card.question_json and (not topic or topic.lower() in card.topic.lower()):
+            try:
+                out.append(Question.model_validate_json(card.question_json))
+            except ValidationError:
+                continue
+    return out
+
+
+def _self_rating() -> tuple[str, bool]:
+    """The student's own rating of a right answer, and whether they quit (EOF: Good, saved)."""
+    from rag.progress import parse_rating
+
+    while True:
+        reply = _ask("   How was it? Enter = good, h = hard, e = easy, a = again (a guess): ")
+        if reply is None or reply.strip().lower() in QUIT:
+            return "good", True
+        try:
+            return parse_rating(reply.strip() or "good").name.lower(), False
+        except InputError:
+            print("   Please press Enter or type h, e or a.")
+
+
 def cmd_quiz(args) -> int:
-    from rag.quiz import Question, QuizMaker, grade
+    from rag.progress import when
+    from rag.quiz import QuizMaker, grade
 
     if args.n < 1 or args.n > 50:
         raise InputError("--n must be between 1 and 50.")
-    tutor = _tutor(args)
-    progress = None if args.json else _progress(args)
-    maker = QuizMaker(tutor, progress=progress, seed=args.seed)
-    due: list[Question] = []
-    if progress is not None and not args.new_only:
-        for card in progress.due(limit=args.n):
-            if card.question_json and (not args.topic or
-                                       args.topic.lower() in card.topic.lower()):
-                due.append(Question.model_validate_json(card.question_json))
-    fresh = maker.make(args.topic, max(args.n - len(due), 1)) if len(due) < args.n else []
-    questions = (due + [q for q in fresh if q.id not in {d.id for d in due}])[: args.n]
-    if args.json:
-        emit({"topic": args.topic, "questions": [q.to_json() for q in questions],
-              "validity_rate": round(maker.stats.validity_rate, 4),
-              "candidates": maker.stats.candidates, "rejected": maker.stats.rejected})
-        return 0
+    if args.review and args.new_only:
+        raise InputError("--review asks only due questions; --new-only skips them: pick one.")
+    progress = _progress(args) if args.review or not args.json else None
+    all_due = [] if progress is None or args.new_only else _due_questions(progress, args.topic)
+    due = all_due[: args.n]
+    if args.review:
+        if args.json:
+            emit({"topic": args.topic, "due": len(all_due),
+                  "questions": [q.to_json() for q in due]})
+            return 0
+        if not due:
+            upcoming = progress.next_due()
+            print("Nothing is due for review today" + (
+                f"; the next review is {when(upcoming)}." if upcoming else
+                ": answer some questions first (study quiz)."))
+            return 0
+        questions = due
+    else:
+        maker = QuizMaker(_tutor(args), progress=progress, seed=args.seed)
+        fresh = maker.make(args.topic, max(args.n - len(due), 1)) if len(due) < args.n else []
+        questions = (due + [q for q in fresh if q.id not in {d.id for d in due}])[: args.n]
+        if args.json:
+            emit({"topic": args.topic, "questions": [q.to_json() for q in questions],
+                  "validity_rate": round(maker.stats.validity_rate, 4),
+                  "candidates": maker.stats.candidates, "rejected": maker.stats.rejected})
+            return 0
     right = 0
     print(f"{len(questions)} questions"
-          f"{' on ' + args.topic if args.topic else ''} ({len(due)} due for review). "
+          f"{' on ' + args.topic if args.topic else ''} ({len(due)} of {len(all_due)} due for review today). "
           "Answer with A-D; q quits.\n")
     try:
         for number, q in enumerate(questions, start=1):
@@ -112,7 +156,7 @@ def cmd_quiz(args) -> int:
                 print(f"   {letter}) {option}")
             while True:
                 reply = _ask("Your answer: ")
-                if reply is None or reply.strip().lower() in ("q", "quit", "exit"):
+                if reply is None or reply.strip().lower() in QUIT:
                     raise EOFError
                 reply = reply.strip().upper()[:1]
                 if reply in "ABCD" and reply:
@@ -121,10 +165,13 @@ def cmd_quiz(args) -> int:
             chosen = "ABCD".index(reply)
             ok, feedback = grade(q, chosen)
             right += ok
-            card = progress.record(q.id, q.topic, chosen, q.answer_index,
-                                   question_json=q.model_dump_json())
             print(f"   {feedback}")
-            print(f"   (Leitner box {card.box})\n")
+            rating, stop = _self_rating() if ok else ("again", False)
+            card = progress.record(q.id, q.topic, chosen, q.answer_index,
+                                   question_json=q.model_dump_json(), rating=rating)
+            print(f"   Next review {when(card.due_at)}.\n")
+            if stop:
+                raise EOFError
     except (EOFError, KeyboardInterrupt):
         print("\nQuiz stopped; your answers so far are saved.")
     print(f"Score: {right}/{len(questions)}")
@@ -141,10 +188,17 @@ def cmd_progress(args) -> int:
         print("No quiz answers yet: try `study quiz --topic S3 --n 5`.")
         return 0
     width = max(len(s.topic) for s in scores)
-    print(f"{'topic':<{width}}  answered  correct  accuracy  due")
+    print(f"{'topic':<{width}}  answered  correct  accuracy  due today")
     for s in scores:
         print(f"{s.topic:<{width}}  {s.attempts:>8}  {s.correct:>7}  {s.accuracy:>8.0%}  "
-              f"{s.due:>3}")
+              f"{s.due:>9}")
+    due = sum(s.due for s in scores)
+    if due:
+        print(f"\n{due} due for review today: study quiz --review")
+    elif (upcoming := progress.next_due()) is not None:
+        from rag.progress import when
+
+        print(f"\nNothing due today; the next review is {when(upcoming)}.")
     return 0
 
 
@@ -177,6 +231,8 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the questions as JSON instead")
     p.add_argument("--seed", type=int, default=None, help="random seed (repeatable quizzes)")
     p.add_argument("--new-only", action="store_true", help="skip questions due for review")
+    p.add_argument("--review", action="store_true",
+                   help="only the questions due for review today (FSRS schedule)")
     p.set_defaults(func=cmd_quiz)
 
     p = sub.add_parser("progress", help="quiz scores per topic and reviews due")

@@ -141,3 +141,37 @@ def test_cli_interactive_quiz_records_progress_and_handles_eof(corpus_settings, 
     code = main(["--home", str(home), "progress", "--json"])
     topics = json.loads(capsys.readouterr().out)["topics"]
     assert code == 0 and sum(t["attempts"] for t in topics) == before + 1
+
+
+def test_cli_review_asks_only_due_questions_with_self_rating(maker, tmp_path, capsys,
+                                                            monkeypatch):
+    from rag.cli import main
+    from rag.progress import Progress
+
+    home = tmp_path / "review-home"  # --review needs the progress database, not the index
+    db = Progress(home / "progress.sqlite3")
+    missed, known = maker.make("EC2", 2)
+    db.record(missed.id, missed.topic, (missed.answer_index + 1) % 4, missed.answer_index,
+              question_json=missed.model_dump_json())
+    db.record(known.id, known.topic, known.answer_index, known.answer_index,
+              question_json=known.model_dump_json())
+    assert main(["--home", str(home), "quiz", "--review", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["due"] == 1 and [q["id"] for q in out["questions"]] == [missed.id]
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{missed.letter}\nmaybe\ne\n"))
+    assert main(["--home", str(home), "quiz", "--review"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 1 due for review today" in out and "Correct!" in out
+    assert "Please press Enter" in out and "Next review in " in out
+    card = db.card(missed.id)
+    assert card.last_rating == 4 and not card.missed  # rated Easy by the student
+    assert db.attempts() == 3
+    assert main(["--home", str(home), "quiz", "--review"]) == 0
+    assert "Nothing is due for review today; the next review is in " in \
+        capsys.readouterr().out
+    assert main(["--home", str(home), "progress"]) == 0
+    assert "due today" in capsys.readouterr().out
+    assert main(["--home", str(home), "quiz", "--review", "--new-only"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1

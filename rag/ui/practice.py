@@ -1,5 +1,5 @@
 """Practice: multiple-choice questions from your notes, one at a time, graded with the cited
-passage; progress per topic; missed questions come back on the spaced-repetition schedule."""
+passage; progress per topic; every question comes back on its FSRS review schedule."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from rag.ui.common import md_escape, show_error, show_passage
 
 LETTERS = "ABCD"
 WEAK = "My weak topics"
+# The student's own rating of a right answer (FSRS: a right answer is Good unless they say so).
+SELF_RATINGS = {"I guessed": "again", "Hard": "hard", "Good": "good", "Easy": "easy"}
 
 
 # --- the rag.quiz / rag.progress calls (the only place that knows their API) ----------------
@@ -58,14 +60,19 @@ def make_questions(settings: Settings, topic_names: list[str | None], n: int) ->
     return questions[:n]
 
 
-def record(settings: Settings, question, chosen: int) -> None:
-    _store(settings).record(question.id, question.topic, chosen, question.answer_index,
-                            question_json=question.model_dump_json())
+def record(settings: Settings, question, chosen: int):
+    """Save the answer at once (a right one as Good; ``rate`` may change that after)."""
+    return _store(settings).record(question.id, question.topic, chosen, question.answer_index,
+                                   question_json=question.model_dump_json())
+
+
+def rate(settings: Settings, question, rating: str):
+    return _store(settings).rate(question.id, rating)
 
 
 def topic_scores(settings: Settings) -> list[dict]:
     return [{"topic": s.topic, "accuracy": round(s.accuracy, 3), "attempts": s.attempts,
-             "correct": s.correct, "due for review": s.due} for s in _store(settings).scores()]
+             "correct": s.correct, "due today": s.due} for s in _store(settings).scores()]
 
 
 def weak_topics(settings: Settings) -> list[str]:
@@ -85,15 +92,22 @@ def _cards_to_questions(cards) -> list:
 
 
 def due_questions(settings: Settings) -> list:
-    """Questions whose spaced-repetition review is due now (most often missed first)."""
+    """Questions whose FSRS review is due today (the likeliest forgotten first)."""
     return _cards_to_questions(_store(settings).due())
+
+
+def next_review(settings: Settings) -> str | None:
+    from rag.progress import when
+
+    upcoming = _store(settings).next_due()
+    return None if upcoming is None else when(upcoming)
 
 
 def missed_questions(settings: Settings) -> list[dict]:
     """Missed questions as Explain-page prefills: this session's first, then due cards."""
     out = list(st.session_state.get("pr_missed", []))
     seen = {m["question"] for m in out}
-    for q in _cards_to_questions(c for c in _store(settings).due() if c.box == 1):
+    for q in _cards_to_questions(c for c in _store(settings).due() if c.missed):
         if q.stem not in seen:
             seen.add(q.stem)
             out.append({"question": q.stem, "options": dict(zip(LETTERS, q.options)),
@@ -122,18 +136,26 @@ def _setup(settings: Settings) -> None:
     except Exception as exc:
         show_error(exc)
         names = []
-    due = []
+    due, upcoming = [], None
     try:
         due = due_questions(settings)
+        upcoming = None if due else next_review(settings)
     except Exception as exc:  # no progress store yet: practice still works
         st.caption(f"(Progress tracking unavailable: {exc})")
     if due:
+        per_topic: dict[str, int] = {}
+        for q in due:
+            per_topic[q.topic] = per_topic.get(q.topic, 0) + 1
+        counts = " · ".join(f"{md_escape(t)} {n}" for t, n in
+                            sorted(per_topic.items(), key=lambda kv: -kv[1]))
         c1, c2 = st.columns([3, 1])
-        c1.info(f"**{len(due)} question(s) due for review** (spaced repetition).",
-                icon=":material/event_repeat:")
+        c1.info(f"**{len(due)} question{'s' * (len(due) != 1)} due today** (FSRS schedule): "
+                f"{counts}", icon=":material/event_repeat:")
         if c2.button("Review them", icon=":material/replay:", key="pr_review", width="stretch"):
             _start(due, "Review")
             st.rerun()
+    elif upcoming:
+        st.caption(f"Nothing due for review today; the next review is {upcoming}.")
     with st.form("pr_setup"):
         chosen = st.multiselect("Topics", [WEAK, *names], key="pr_topics",
                                 placeholder="Choose topics, or leave empty for a mix")
@@ -217,8 +239,9 @@ def _question(settings: Settings, r: dict) -> None:
                     st.session_state.setdefault("pr_missed", []).insert(0, {
                         "question": q.stem, "options": dict(zip(LETTERS, q.options)),
                         "chosen": LETTERS[choice], "correct": LETTERS[q.answer_index]})
+                r["card"] = None
                 try:
-                    record(settings, q, choice)
+                    r["card"] = record(settings, q, choice)
                 except Exception as exc:
                     st.toast(f"Progress not saved: {exc}")
                 st.rerun()
@@ -228,10 +251,16 @@ def _question(settings: Settings, r: dict) -> None:
     if chosen == right:
         st.success(f"**Correct!** {LETTERS[right]}. {md_escape(options[right])}",
                    icon=":material/check_circle:")
+        if r.get("card") is not None:
+            _self_rating(settings, r, q, i)
     else:
         st.warning(f"**Not quite.** You picked {LETTERS[chosen]}; the answer is "
                    f"**{LETTERS[right]}. {md_escape(options[right])}**  \n"
                    "This question will come back for review.", icon=":material/cancel:")
+    if r.get("card") is not None:
+        from rag.progress import when
+
+        st.caption(f"Next review {when(r['card'].due_at)} (FSRS schedule).")
     if getattr(q, "explanation", ""):
         st.markdown(md_escape(q.explanation))
     passage = getattr(q, "passage", None)
@@ -244,6 +273,7 @@ def _question(settings: Settings, r: dict) -> None:
                       icon=":material/arrow_forward:", key=f"pr_next_{i}", width="stretch"):
         r["i"] += 1
         r["submitted"] = None
+        r.pop("rated", None)
         st.rerun()
     if chosen != right and cols[1].button("Explain my mistake", key=f"pr_explain_{i}",
                                           icon=":material/psychology_alt:", width="stretch"):
@@ -253,6 +283,18 @@ def _question(settings: Settings, r: dict) -> None:
         from rag.ui import app
 
         app.go("explain")
+
+
+def _self_rating(settings: Settings, r: dict, q, i: int) -> None:
+    """Hard / Easy / "I guessed" re-rate the answer just saved as Good."""
+    pick = st.segmented_control("How was it?", list(SELF_RATINGS), default="Good",
+                                key=f"pr_rate_{i}")
+    if pick and pick != r.get("rated", "Good"):
+        try:
+            r["card"] = rate(settings, q, SELF_RATINGS[pick])
+            r["rated"] = pick
+        except Exception as exc:
+            st.toast(f"Rating not saved: {exc}")
 
 
 def _summary(settings: Settings, r: dict) -> None:
@@ -277,7 +319,8 @@ def page() -> None:
     r = _round()
     if r is None:
         st.caption("Multiple-choice questions written from your notes. Each answer is graded "
-                   "with the passage it comes from; missed questions come back for review.")
+                   "with the passage it comes from; every question comes back when FSRS "
+                   "says you are about to forget it.")
         _setup(settings)
     elif r["i"] >= len(r["questions"]):
         _summary(settings, r)
