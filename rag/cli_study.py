@@ -1,8 +1,10 @@
-"""``study explain | quiz | progress | topics``: the study features on the command line."""
+"""``study explain | quiz | progress | export | guide | topics``: the study features on the
+command line."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from rag.cli import emit, read_batch, settings_from
 from rag.errors import InputError, StudyragError
@@ -202,6 +204,36 @@ def cmd_progress(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    """Practised questions (plus --new ones from the notes) as an Anki package or CSV. New
+    questions use a fixed seed unless --seed is given, so re-exports keep their option order."""
+    from rag import export
+
+    suffix = ".apkg" if args.format == "anki" else ".csv"
+    out = export.target(Path(args.out), suffix)
+    if not 0 <= args.new <= 200:
+        raise InputError("--new must be between 0 and 200.")
+    progress = _progress(args)
+    questions = export.questions_from_progress(progress, args.topic)
+    if args.new:
+        from rag.quiz import QuizMaker
+
+        maker = QuizMaker(_tutor(args), progress=progress,
+                          seed=0 if args.seed is None else args.seed)
+        known = {q.id for q in questions}
+        questions += [q for q in maker.make(args.topic, args.new) if q.id not in known]
+    if args.format == "anki":
+        deck = "studyrag" + (f"::{args.topic}" if args.topic else "")
+        export.write(out, export.anki_bytes(questions, deck))
+        how = (f"deck {deck!r}; in Anki: File > Import (a later export of the same questions "
+               "updates these notes)")
+    else:
+        export.write(out, export.csv_text(questions))
+        how = ", ".join(export.CSV_COLUMNS)
+    print(f"Wrote {len(questions)} questions to {out} ({how}).")
+    return 0
+
+
 def cmd_topics(args) -> int:
     from rag.index import NoteIndex
     from rag.quiz import list_topics
@@ -238,6 +270,16 @@ def register(sub) -> None:
     p = sub.add_parser("progress", help="quiz scores per topic and reviews due")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_progress)
+
+    p = sub.add_parser("export", help="practice questions to Anki (.apkg) or CSV")
+    p.add_argument("format", choices=["anki", "csv"], help="anki (.apkg package) or csv")
+    p.add_argument("--out", required=True, metavar="FILE", help="FILE.apkg or FILE.csv")
+    p.add_argument("--topic", help="only questions whose topic contains this")
+    p.add_argument("--new", type=int, default=0, metavar="N",
+                   help="also write N new questions from your notes (default 0: only the "
+                        "ones you practised)")
+    p.add_argument("--seed", type=int, default=None, help="random seed for --new questions")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("topics", help="list the topics (headings) of your notes")
     p.add_argument("--json", action="store_true", help="print JSON")

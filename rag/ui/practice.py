@@ -70,6 +70,13 @@ def rate(settings: Settings, question, rating: str):
     return _store(settings).rate(question.id, rating)
 
 
+def practised(settings: Settings) -> list:
+    """Every question the student has answered (what the downloads export)."""
+    from rag.export import questions_from_progress
+
+    return questions_from_progress(_store(settings))
+
+
 def topic_scores(settings: Settings) -> list[dict]:
     return [{"topic": s.topic, "accuracy": round(s.accuracy, 3), "attempts": s.attempts,
              "correct": s.correct, "due today": s.due} for s in _store(settings).scores()]
@@ -193,6 +200,29 @@ def _setup(settings: Settings) -> None:
         _start(questions, ", ".join(names_[:3]) + ("…" if len(names_) > 3 else ""))
         st.rerun()
     _progress_chart(settings)
+    _downloads(settings)
+
+
+def _downloads(settings: Settings) -> None:
+    """Anki package and CSV of the practised questions, built only when clicked."""
+    from rag import export
+
+    try:
+        questions = practised(settings)
+    except Exception:  # no progress store: nothing to download
+        return
+    if not questions:
+        return
+    st.caption(f"Take your {len(questions)} practised question{'s' * (len(questions) != 1)} "
+               "elsewhere (re-importing a newer Anki export updates the same notes):")
+    c1, c2, _ = st.columns([1, 1, 2])
+    c1.download_button("Anki deck (.apkg)", data=lambda: export.anki_bytes(questions),
+                       file_name="studyrag.apkg", mime="application/octet-stream",
+                       key="pr_dl_anki", on_click="ignore", icon=":material/download:",
+                       width="stretch")
+    c2.download_button("CSV", data=lambda: export.csv_text(questions),
+                       file_name="studyrag-questions.csv", mime="text/csv", key="pr_dl_csv",
+                       on_click="ignore", icon=":material/download:", width="stretch")
 
 
 def _progress_chart(settings: Settings) -> None:

@@ -1,0 +1,70 @@
+"""The study-loop pages in Streamlit's AppTest: Practice (due today, self-rating, downloads)
+and Study guide, on the real corpus index and a real progress database."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from rag.progress import Progress  # noqa: E402
+
+TIMEOUT = 180
+
+
+def page_app(name: str) -> AppTest:
+    return AppTest.from_string(
+        f"from rag.ui.app import main\nmain(only={name!r})", default_timeout=TIMEOUT)
+
+
+@pytest.fixture
+def corpus_env(monkeypatch, corpus_settings):
+    monkeypatch.setenv("STUDYRAG_HOME", str(corpus_settings.home))
+    monkeypatch.setenv("STUDYRAG_NOTES_DIR", str(corpus_settings.notes_dir))
+    monkeypatch.setenv("STUDYRAG_BACKEND", "extractive")
+    return corpus_settings
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    from rag.ui import resources
+
+    progress = Progress(tmp_path / "progress.sqlite3")  # the shared home's history stays clean
+    monkeypatch.setattr(resources, "get_progress", lambda settings: progress)
+    return progress
+
+
+def test_practice_shows_due_today_and_takes_a_self_rating(corpus_env, store, tutor):
+    from rag.quiz import QuizMaker
+
+    missed, known = QuizMaker(tutor, seed=4).make("EC2", 2)
+    store.record(missed.id, missed.topic, (missed.answer_index + 1) % 4, missed.answer_index,
+                 question_json=missed.model_dump_json())
+    store.record(known.id, known.topic, known.answer_index, known.answer_index,
+                 question_json=known.model_dump_json())
+    at = page_app("practice").run()
+    no_errors(at)
+    due = next(i.value for i in at.info if "due today" in i.value)
+    assert "**1 question due today**" in due and missed.topic in due
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert labels == ["Anki deck (.apkg)", "CSV"]
+
+    at.button(key="pr_review").click().run()
+    no_errors(at)
+    assert [q.id for q in at.session_state["pr_round"]["questions"]] == [missed.id]
+    at.radio(key="pr_choice_0").set_value(missed.answer_index).run()
+    at.button(key="pr_submit_0").click().run()
+    no_errors(at)
+    assert store.card(missed.id).last_rating == 3  # saved at once as Good
+    rating = at.button_group(key="pr_rate_0")
+    assert rating.options and rating.value == "Good"
+    rating.set_value("Easy").run()
+    no_errors(at)
+    assert store.card(missed.id).last_rating == 4 and store.attempts() == 3
+    assert any(c.value.startswith("Next review in ") for c in at.caption)
