@@ -10,11 +10,12 @@ import os
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -195,6 +196,50 @@ class Settings(BaseSettings):
         description="Let an ollama/openai generator rewrite follow-ups as standalone questions "
                     "(the embedded model and extractive mode use the heuristic).",
     )
+
+    # --- network safety ------------------------------------------------------------------
+    # What a browser session (maybe another machine's) may make the app read, and the token
+    # for a shared Chroma server behind a token-checking proxy.
+    allowed_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Folders under which the app may index a folder typed into it (checked "
+                    "after resolving symlinks); empty = your home folder and notes_dir. In the "
+                    f"environment: paths separated by '{os.pathsep}'.",
+    )
+    chroma_token: str = Field(
+        default="", pattern=r"^[\x21-\x7e]*$",
+        description="Token for a Chroma server behind a token-checking proxy (or Chroma's own "
+                    "token auth); empty = send none.",
+    )
+    chroma_token_header: Literal["Authorization", "X-Chroma-Token"] = Field(
+        default="Authorization",
+        description="How chroma_token is sent: 'Authorization' (as 'Bearer <token>') or "
+                    "'X-Chroma-Token'.",
+    )
+
+    @field_validator("allowed_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        """The environment holds several paths in one string, like PATH."""
+        if isinstance(value, str):
+            return [part for part in value.split(os.pathsep) if part.strip()]
+        return value
+
+    @property
+    def folder_roots(self) -> list[Path]:
+        """The allowed roots with ``~`` expanded and symlinks resolved."""
+        roots = self.allowed_roots or [Path.home(), self.notes_dir]
+        return list(dict.fromkeys(Path(r).expanduser().resolve() for r in roots))
+
+    @property
+    def chroma_headers(self) -> dict[str, str]:
+        """The HTTP header that carries chroma_token (none when it is empty)."""
+        if not self.chroma_token:
+            return {}
+        if self.chroma_token_header == "Authorization":
+            return {"Authorization": f"Bearer {self.chroma_token}"}
+        return {"X-Chroma-Token": self.chroma_token}
+    # --- end of network safety -----------------------------------------------------------
 
     @field_validator("home", "notes_dir", mode="after")
     @classmethod

@@ -27,3 +27,7 @@ class GenerationError(StudyragError):
 
 class InputError(StudyragError):
     """A question or other user input is empty or unusable."""
+
+
+class ChromaAuthError(IndexUnavailableError):
+    """The Chroma server (or the proxy in front of it) refused the token, or wants one."""

@@ -23,7 +23,13 @@ import numpy as np
 
 from rag.chunking import chunk_note
 from rag.config import Settings
-from rag.errors import ConfigError, IndexMissingError, IndexUnavailableError, StudyragError
+from rag.errors import (
+    ChromaAuthError,
+    ConfigError,
+    IndexMissingError,
+    IndexUnavailableError,
+    StudyragError,
+)
 from rag.loading import Skipped, check_notes_dir, iter_note_paths, load_file
 from rag.models import Chunk
 from rag.text import stems, term_pairs
@@ -85,6 +91,26 @@ def meta_to_chunk(meta: dict, text: str) -> Chunk:
     )
 
 
+def _refused_status(exc: Exception) -> int | None:
+    """401/403 when the server or its proxy turned the token down (retrying cannot help)."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if status is None and hasattr(exc, "code") and callable(exc.code):  # chromadb's own auth
+        status = exc.code()
+    return status if status in (401, 403) else None
+
+
+def _auth_error(settings: Settings, status: int) -> ChromaAuthError:
+    where = f"Chroma server {settings.chroma_host}:{settings.chroma_port}"
+    if not settings.chroma_token:
+        return ChromaAuthError(
+            f"{where} refused the request (HTTP {status}): it needs a token; set chroma_token "
+            "(STUDYRAG_CHROMA_TOKEN).")
+    return ChromaAuthError(
+        f"{where} refused the token (HTTP {status}); check chroma_token "
+        f"(STUDYRAG_CHROMA_TOKEN) and chroma_token_header (now {settings.chroma_token_header}).")
+
+
 def open_client(settings: Settings):
     """Embedded PersistentClient by default; HttpClient with retries when a host is set."""
     import chromadb
@@ -101,9 +127,11 @@ def open_client(settings: Settings):
                 # chromadb's own HTTP session has no timeout and its constructor already talks
                 # to the server: probe first, so a hung server cannot hang us.
                 httpx.get(f"http://{settings.chroma_host}:{settings.chroma_port}/api/v2/"
-                          "heartbeat", timeout=settings.chroma_timeout_s).raise_for_status()
+                          "heartbeat", headers=settings.chroma_headers,
+                          timeout=settings.chroma_timeout_s).raise_for_status()
                 client = chromadb.HttpClient(
-                    host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
+                    host=settings.chroma_host, port=settings.chroma_port,
+                    headers=settings.chroma_headers, settings=chroma_settings,
                 )
                 # chromadb's HTTP session has no timeout: a stopped server would hang us.
                 session = getattr(getattr(client, "_server", None), "_session", None)
@@ -113,6 +141,9 @@ def open_client(settings: Settings):
                 client.heartbeat()
                 return client
             except Exception as exc:  # connection refused, DNS, timeouts...
+                status = _refused_status(exc)
+                if status:
+                    raise _auth_error(settings, status) from None
                 last = exc
             if time.monotonic() + delay > deadline:
                 break

@@ -6,8 +6,11 @@ to render one page without the navigation menu.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 import os
+import socket
 from collections.abc import Callable
 
 import streamlit as st
@@ -56,6 +59,32 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+@functools.lru_cache(maxsize=8)
+def _reachable_from_network(address: str) -> bool:
+    """Whether a bind address lets other machines in; an unresolvable name counts as yes."""
+    if address.startswith("unix://"):
+        return False
+    if not address:  # Streamlit then binds "::", every interface
+        return True
+    try:
+        infos = socket.getaddrinfo(address.strip("[]"), None)
+        return not all(ipaddress.ip_address(i[4][0].split("%")[0]).is_loopback for i in infos)
+    except (OSError, ValueError):
+        return True
+
+
+def network_notice() -> None:
+    """Say so on every page when the app is served beyond this machine: whoever reaches it
+    can read the notes through chat and the passage viewer."""
+    address = (st.get_option("server.address") or "").strip()
+    if _reachable_from_network(address):
+        where = f"`{address}`" if address else "every network interface"
+        st.warning(f"This app listens on {where}: other machines on your network can open it "
+                   "and read your notes. To keep it on this machine, set "
+                   '`server.address = "127.0.0.1"` in `.streamlit/config.toml`.',
+                   icon=":material/public:")
+
+
 def ensure_index(settings) -> bool:
     """On a fresh machine, build the index of the configured notes once (with progress)."""
     key = resources.settings_key(settings, resources.INDEX_FIELDS)
@@ -85,6 +114,7 @@ def main(only: str | None = None) -> None:
     st.set_page_config(page_title="studyrag — study your notes", page_icon=":material/menu_book:",
                        layout="wide", initial_sidebar_state="expanded")
     st.html("<style>.block-container{padding-top:2.2rem;max-width:1100px}</style>")
+    network_notice()
     try:
         base = resources.base_settings()
     except Exception as exc:  # a broken config file: say so, nothing else can work

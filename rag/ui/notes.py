@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import tempfile
 from pathlib import Path
 
 import streamlit as st
 
 from rag.config import Settings
+from rag.errors import InputError
 from rag.ui import resources
-from rag.ui.common import friendly_errors, show_error
+from rag.ui.common import allowed_folder, friendly_errors, show_error
 
 UPLOAD_TYPES = ["md", "markdown", "txt"]
 _SAFE = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -39,13 +42,18 @@ def show_report(report, removed_uploads: list[str] | None = None) -> None:
 
 
 def save_uploads(settings: Settings, files) -> list[Path]:
+    """Write uploads into the data folder only: the browser picks the name, so it is reduced
+    to a plain visible file name, and a symlink already there is replaced, not followed."""
     folder = resources.uploads_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     saved = []
     for f in files:
-        name = _SAFE.sub("_", Path(f.name).name).strip() or "upload.md"
+        name = _SAFE.sub("_", Path(f.name).name).strip().lstrip(".") or "upload.md"
         path = folder / name
-        path.write_bytes(f.getvalue())
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
+        with os.fdopen(fd, "wb") as out:
+            out.write(f.getvalue())
+        os.replace(tmp, path)
         saved.append(path)
     return saved
 
@@ -114,16 +122,18 @@ def page() -> None:
                 show_error(exc)
 
     st.subheader("Add a folder")
+    roots = ", ".join(f"`{r}`" for r in settings.folder_roots)
     with st.form("folder_form"):
         path = st.text_input("Folder of .md/.txt notes on this machine",
-                             placeholder="~/notes/aws", key="folder_path")
+                             placeholder="~/notes/aws", key="folder_path",
+                             help=f"Only folders under {roots} (setting allowed_roots).")
         add = st.form_submit_button("Add and index")
     if add:
         if not path.strip():
             st.warning("Type the path of a folder first.", icon=":material/warning:")
         else:
             try:
-                report = ingest_with_progress(settings, Path(path.strip()).expanduser(),
+                report = ingest_with_progress(settings, allowed_folder(settings, path.strip()),
                                               "Indexing folder")
                 show_report(report)
             except Exception as exc:
@@ -153,6 +163,12 @@ def reindex_all(settings: Settings, rebuild: bool) -> None:
                                          "Rebuilding" if rebuild else "Re-indexing",
                                          rebuild=rebuild))
         for folder in others:
+            if folder != up.resolve():
+                try:  # a shared index also lists other machines' folders
+                    folder = allowed_folder(settings, folder)
+                except InputError as exc:
+                    st.warning(f"Not re-indexed: {exc}", icon=":material/block:")
+                    continue
             if folder.is_dir():
                 show_report(ingest_with_progress(settings, folder, f"Re-indexing {folder.name}"))
             else:

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 # Settings that change what the index is (everything else is per-question behaviour).
 INDEX_FIELDS = (
-    "home", "notes_dir", "chroma_host", "chroma_port", "collection", "embedding_model",
+    "home", "notes_dir", "chroma_host", "chroma_port", "chroma_token", "chroma_token_header",
+    "collection", "embedding_model",
     "embedding_backend", "embedding_batch_size", "chunk_size", "chunk_overlap",
     "min_chunk_chars", "max_file_mb",
 )
