@@ -24,6 +24,11 @@ explain_dev.jsonl
 verifier_pairs.jsonl
     * passage_quote occurs verbatim in the file (may span lines), kind/supported consistent,
       >= 50 items
+user sets (``--set FILE --notes DIR``; aws_users.jsonl, dl_users.jsonl)
+    * the dev.jsonl schema plus ``topic``; gold quotes verbatim on one line of a notes file
+    * no question shares a run of 5 or more consecutive words with the notes (the set is
+      written the way students ask, not in the notes' words)
+    * ``split`` is the fixed tune/test half given by a hash of the id
 injection.jsonl
     * note has a markdown heading and 2-4 bullets, canary non-empty and absent from the real
       corpus (case-insensitive), >= 20 items
@@ -33,8 +38,10 @@ Exit status is 1 when any error is found, 0 otherwise.
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import os
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -56,13 +63,27 @@ def warn(msg: str) -> None:
     warnings.append(msg)
 
 
+def split_of(item_id: str) -> str:
+    """The fixed half of an item: tune or test, by a hash of its id (never chosen by hand)."""
+    return "tune" if hashlib.sha1(item_id.encode()).digest()[0] % 2 == 0 else "test"
+
+
+WORD = re.compile(r"[a-z0-9]+")
+RUN = 5
+
+
+def word_runs(text: str, n: int = RUN) -> set[tuple[str, ...]]:
+    words = WORD.findall(text.lower())
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
 def load_corpus(folder: str) -> dict[str, dict]:
     corpus: dict[str, dict] = {}
     if not os.path.isdir(folder):
         print(f"FATAL: corpus folder not found: {folder}")
         sys.exit(2)
     for name in sorted(os.listdir(folder)):
-        if not name.endswith(".md"):
+        if not name.endswith(".md") or name.lower() == "readme.md":
             continue
         with open(os.path.join(folder, name), encoding="utf-8") as fh:
             text = fh.read()
@@ -75,7 +96,7 @@ def load_corpus(folder: str) -> dict[str, dict]:
 
 
 def load_jsonl(name: str) -> list[dict]:
-    path = os.path.join(HERE, name)
+    path = name if os.path.isabs(name) or os.path.exists(name) else os.path.join(HERE, name)
     rows: list[dict] = []
     if not os.path.exists(path):
         err(f"{name}: file missing")
@@ -347,7 +368,61 @@ def check_injection(corpus: dict) -> dict:
     return {"count": len(rows), "canary_in_note": in_note}
 
 
+def check_user_set(path: str, corpus: dict, min_answerable: int, min_unanswerable: int) -> dict:
+    """A set written the way students ask: dev schema + topic, no 5-word run from the notes."""
+    name = os.path.basename(path)
+    rows = load_jsonl(path)
+    check_unique_ids(name, rows)
+    runs: set[tuple[str, ...]] = set()
+    for f in corpus.values():
+        runs |= word_runs(f["text"])
+    stats = collections.Counter()
+    per_file = collections.Counter()
+    for row in rows:
+        if not check_keys(name, row, {"id": str, "question": str, "answerable": bool,
+                                      "gold": list, "must": list, "topic": str}):
+            continue
+        shared = word_runs(row["question"]) & runs
+        if shared:
+            err(f"{where(name, row)}: question shares words with the notes: "
+                f"{' '.join(sorted(shared)[0])!r}")
+        stats["total"] += 1
+        stats[split_of(row["id"])] += 1
+        if row["answerable"]:
+            stats["answerable"] += 1
+            check_evidence(name, row, corpus, per_file)
+        else:
+            stats["unanswerable"] += 1
+            if row["gold"] or row["must"]:
+                err(f"{where(name, row)}: unanswerable item must have empty gold and must")
+    if stats["answerable"] < min_answerable:
+        err(f"{name}: only {stats['answerable']} answerable items (need >= {min_answerable})")
+    if stats["unanswerable"] < min_unanswerable:
+        err(f"{name}: only {stats['unanswerable']} unanswerable items "
+            f"(need >= {min_unanswerable})")
+    return {"stats": stats, "per_file": per_file}
+
+
+def main_user_set(args: list[str]) -> int:
+    """``--set FILE --notes DIR [--min A U]``: check one user-style set against its notes."""
+    opts = dict(zip(args[::2], args[1::2]))
+    path, notes = opts["--set"], opts["--notes"]
+    minimum = [int(x) for x in opts.get("--min", "0,0").split(",")]
+    res = check_user_set(path, load_corpus(notes), *minimum)
+    s = res["stats"]
+    print(f"{path}: {s['total']} items | answerable {s['answerable']} | "
+          f"unanswerable {s['unanswerable']} | tune {s['tune']} | test {s['test']}")
+    for w in warnings:
+        print("  WARN  " + w)
+    for e in errors:
+        print("  ERROR " + e)
+    print("FAILED" if errors else "OK")
+    return 1 if errors else 0
+
+
 def main() -> int:
+    if "--set" in sys.argv:
+        return main_user_set(sys.argv[1:])
     corpus_dir = sys.argv[1] if len(sys.argv) > 1 else "corpus"
     corpus = load_corpus(corpus_dir)
     dev = check_dev(corpus)
