@@ -7,12 +7,16 @@ the app at it through ``STUDYRAG_*`` variables, so nothing here embeds the corpu
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from openai_stub import OpenAIStub  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -68,6 +72,30 @@ def test_chat_answer_has_citations_and_follow_up(corpus_env):
     at.button(key="src_1").click().run()
     no_errors(at)
     assert at.session_state["sources_1"] is True
+
+
+def test_question_sent_while_an_answer_streams_keeps_both(corpus_env, monkeypatch):
+    """A run stopped mid-answer (what a second question sent during streaming does) must not
+    drop the first answer: the next run finishes it, then answers the second."""
+    with OpenAIStub(delay_s=3.0) as stub:  # the first answer takes a while to start
+        monkeypatch.setenv("STUDYRAG_BACKEND", "openai")
+        monkeypatch.setenv("STUDYRAG_OPENAI_BASE_URL", stub.base_url)
+        monkeypatch.setenv("STUDYRAG_MODEL", stub.models[0])
+        monkeypatch.setenv("STUDYRAG_CONDENSE_WITH_MODEL", "false")
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        at.chat_input[0].set_value("What is Amazon S3?")
+        with pytest.raises(RuntimeError, match="timed out"):
+            at.run(timeout=1.0)  # Streamlit stops the run while the answer is on its way
+        at.chat_input[0].set_value("What is a cluster placement group?").run()
+    no_errors(at)
+    chat = at.session_state["chat"]
+    assert [m["role"] for m in chat] == ["user", "assistant"] * 2
+    assert [m["content"] for m in chat[::2]] == ["What is Amazon S3?",
+                                                 "What is a cluster placement group?"]
+    first, second = chat[1]["answer"], chat[3]["answer"]
+    assert first.question == "What is Amazon S3?" and first.citations
+    assert "placement group" in second.answer.lower() and second.citations
+    assert len([m for m in at.chat_message if m.name == "assistant"]) == 2
 
 
 def test_chat_not_covered_shows_nearest_topics(corpus_env):

@@ -16,9 +16,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from openai_stub import OpenAIStub  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -41,15 +45,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(corpus_settings, tmp_path_factory):
-    """The app on a free localhost port, over the session's index of the bundled notes."""
+@contextmanager
+def running_app(log: Path, corpus_settings, **studyrag_env: str):
+    """``streamlit run app.py`` on a free localhost port over the session's index of the
+    bundled notes; ``studyrag_env`` adds or overrides STUDYRAG_* variables."""
     port = free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STUDYRAG_")}
-    env.update(STUDYRAG_HOME=str(corpus_settings.home),
-               STUDYRAG_NOTES_DIR=str(corpus_settings.notes_dir),
-               STUDYRAG_BACKEND="extractive", PYTHONUNBUFFERED="1")
+    env.update({"STUDYRAG_HOME": str(corpus_settings.home),
+                "STUDYRAG_NOTES_DIR": str(corpus_settings.notes_dir),
+                "STUDYRAG_BACKEND": "extractive", "PYTHONUNBUFFERED": "1", **studyrag_env})
     cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
            "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.port", str(port), "--server.address", "127.0.0.1",
@@ -69,12 +73,21 @@ def server(corpus_settings, tmp_path_factory):
             proc.kill()
             pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.3)
-    yield url
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(corpus_settings, tmp_path_factory):
+    """The app with extractive answers."""
+    with running_app(tmp_path_factory.mktemp("streamlit") / "server.log", corpus_settings) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +198,39 @@ def test_chat_and_practice_in_a_real_browser(server, browser, tmp_path):
     if UPDATE_SCREENSHOTS:
         LATENCY_REPORT.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
+
+
+ANSWERS_DONE = """() => [...document.querySelectorAll('[data-testid="stChatMessage"]')]
+  .filter(m => m.querySelector('[data-testid="stChatMessageAvatarAssistant"]')
+               && m.querySelector('[data-testid="stExpander"]')).length"""
+
+
+def test_second_question_sent_while_the_first_streams_gets_both_answers(
+        corpus_settings, browser, tmp_path):
+    """Issue 15: a question sent while an answer streams used to drop that answer."""
+    first, second = "What is Amazon S3?", "What is a cluster placement group?"
+    # An OpenAI-compatible server that waits 3 s before it answers keeps the first answer
+    # in flight while the second question is typed and sent.
+    with OpenAIStub(delay_s=3.0) as stub, running_app(
+            tmp_path / "server.log", corpus_settings, STUDYRAG_BACKEND="openai",
+            STUDYRAG_OPENAI_BASE_URL=stub.base_url, STUDYRAG_MODEL=stub.models[0],
+            STUDYRAG_CONDENSE_WITH_MODEL="false") as url:
+        page, _ = open_app(browser, url)
+        box = page.get_by_test_id("stChatInputTextArea")
+        box.wait_for(timeout=90_000)
+        box.fill(first)
+        box.press("Enter")
+        page.get_by_test_id("stChatMessage").filter(has_text=first).wait_for(timeout=30_000)
+        box.fill(second)
+        assert page.evaluate(ANSWERS_DONE) == 0  # the first answer is still on its way
+        box.press("Enter")
+        page.wait_for_function(f"() => ({ANSWERS_DONE})() >= 2", polling=100,
+                               timeout=120_000)
+        page.wait_for_timeout(1000)  # nothing else may arrive or vanish
+        messages = [m.inner_text() for m in page.get_by_test_id("stChatMessage").all()]
+        page.context.close()
+    assert len(messages) == 4, messages
+    assert first in messages[0] and second in messages[2]
+    assert "[1]" in messages[1] and "[1]" in messages[3]
+    assert "placement group" in messages[3].lower()
+    assert {r["stream"] for r in stub.requests} == {True} and len(stub.requests) == 2

@@ -1,13 +1,20 @@
-"""Chat: cited answers from the notes, streamed, with follow-ups and source passages."""
+"""Chat: cited answers from the notes, streamed, with follow-ups and source passages.
+
+Each answer is produced in a thread of its own and kept in the session, so a question sent
+while another answer streams (which makes Streamlit stop this run and start a new one) waits
+for that answer instead of dropping it.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import streamlit as st
 
 from rag.chains import NOT_COVERED, Turn
 from rag.config import Settings
+from rag.errors import GenerationError
 from rag.models import Answer
 from rag.ui import resources
 from rag.ui.common import friendly_errors, location_label, md_escape, show_error, show_passage
@@ -23,10 +30,10 @@ def _messages() -> list[dict]:
     return st.session_state.setdefault("chat", [])
 
 
-def history() -> list[Turn]:
-    """The conversation so far as (question, answer) turns for follow-up questions."""
+def history(before: int | None = None) -> list[Turn]:
+    """The conversation (up to message ``before``) as turns, for follow-up questions."""
     turns, question = [], None
-    for m in _messages():
+    for m in _messages()[:before]:
         if m["role"] == "user":
             question = m["content"]
         elif question is not None and m.get("answer") is not None:
@@ -98,28 +105,65 @@ def render_answer(answer: Answer, idx: int) -> None:
         st.rerun()
 
 
-def _stream_answer(settings: Settings, question: str) -> Answer | None:
-    """Stream the answer into the page; returns the final Answer."""
-    tutor = resources.get_tutor(settings)
-    final: dict[str, Answer] = {}
-    started = time.perf_counter()
+class AnswerJob:
+    """One answer being generated outside the script run, so that no rerun can lose it."""
 
-    def pieces():
-        for piece in tutor.stream(question, history()):
-            if isinstance(piece, str):
-                final.setdefault("ttft", time.perf_counter() - started)
-                yield piece
-            else:
-                final["answer"] = piece
+    def __init__(self, tutor, question: str, turns: list[Turn]):
+        self.pieces: list[str] = []
+        self.answer: Answer | None = None
+        self.error: Exception | None = None
+        self.done = threading.Event()
+        threading.Thread(target=self._run, args=(tutor, question, turns),
+                         name="studyrag-answer", daemon=True).start()
 
-    box = st.empty()
-    with box.container():
-        st.write_stream(pieces)
-    box.empty()
-    answer = final.get("answer")
-    if answer is not None:
-        st.session_state["last_ttft_s"] = final.get("ttft")
-    return answer
+    def _run(self, tutor, question: str, turns: list[Turn]) -> None:
+        try:
+            for piece in tutor.stream(question, turns):
+                if isinstance(piece, str):
+                    self.pieces.append(piece)
+                else:
+                    self.answer = piece
+            if self.answer is None:
+                self.error = GenerationError("No answer came back; try again.")
+        except Exception as exc:  # shown in place of the answer
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+def _finish(settings: Settings, messages: list[dict], idx: int, slot) -> None:
+    """Start the answer of message ``idx`` if it is still queued, stream it into ``slot``
+    until it is done, then keep it in the conversation (or the error in its place)."""
+    m = messages[idx]
+    if "job" not in m:
+        try:
+            tutor = resources.get_tutor(settings)
+        except Exception as exc:
+            m["error"] = exc
+            with slot.container():
+                show_error(exc)
+            return
+        m["job"] = AnswerJob(tutor, messages[idx - 1]["content"], history(before=idx))
+    job: AnswerJob = m["job"]
+    with slot.container():
+        box, shown, beat = st.empty(), 0, 0.0
+        while not job.done.wait(0.05):
+            # Touch the page now and then even without new text: Streamlit only notices a
+            # newly sent question (and starts the run that shows it) when the page is updated.
+            if len(job.pieces) != shown or time.monotonic() - beat > 0.5:
+                shown, beat = len(job.pieces), time.monotonic()
+                if shown:
+                    box.markdown(md_escape("".join(job.pieces[:shown])) + " ▌")
+                else:
+                    box.empty()
+        box.empty()
+        m.clear()
+        m.update(role="assistant", **({"answer": job.answer} if job.error is None
+                                      else {"error": job.error}))
+        if job.error is None:
+            render_answer(job.answer, idx)
+        else:
+            show_error(job.error)
 
 
 def page() -> None:
@@ -130,7 +174,10 @@ def page() -> None:
     if messages and st.sidebar.button("New conversation", icon=":material/add_comment:", width="stretch"):
         st.session_state["chat"] = []
         st.rerun()
-    if not messages and not prompt:
+    asked = [q for q in (st.session_state.pop("pending_question", None), prompt) if q]
+    for question in asked:  # queued behind any answer still being written
+        messages += [{"role": "user", "content": question}, {"role": "assistant"}]
+    if not messages:
         st.caption("Answers come only from your notes, with numbered citations you can open. "
                    "Ask follow-ups — the conversation is remembered.")
         cols = st.columns(len(EXAMPLES))
@@ -138,6 +185,7 @@ def page() -> None:
             if col.button(q, key=f"example_{i}", width="stretch"):
                 st.session_state["pending_question"] = q
                 st.rerun()
+    waiting = []
     for idx, m in enumerate(messages):
         with st.chat_message(m["role"]):
             if m["role"] == "user":
@@ -145,27 +193,15 @@ def page() -> None:
             elif m.get("answer") is not None:
                 with friendly_errors():
                     render_answer(m["answer"], idx)
+            elif "error" in m:
+                show_error(m["error"])
             else:
-                st.error(m.get("error", "No answer."))
-    prompt = prompt or st.session_state.pop("pending_question", None)
-    if not prompt:
-        return
-    messages.append({"role": "user", "content": prompt})
-    with st.chat_message("user"):
-        st.markdown(md_escape(prompt))
-    with st.chat_message("assistant"):
-        try:
-            answer = _stream_answer(settings, prompt)
-        except Exception as exc:
-            show_error(exc)
-            messages.pop()
-            return
-        if answer is None:
-            st.error("No answer came back; try again.")
-            messages.pop()
-            return
-        messages.append({"role": "assistant", "answer": answer})
-        render_answer(answer, len(messages) - 1)
+                slot = st.empty()
+                if waiting:
+                    slot.caption("Queued: answered after the question above.")
+                waiting.append((idx, slot))
+    for idx, slot in waiting:  # in order: each answer sees the ones before it as history
+        _finish(settings, messages, idx, slot)
 
 
 __all__ = ["page", "render_answer", "answer_markdown", "NOT_COVERED"]
