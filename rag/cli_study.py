@@ -148,9 +148,8 @@ def cmd_quiz(args) -> int:
                   "candidates": maker.stats.candidates, "rejected": maker.stats.rejected})
             return 0
     right = 0
-    print(f"{len(questions)} questions"
-          f"{' on ' + args.topic if args.topic else ''} ({len(due)} of {len(all_due)} due for review today). "
-          "Answer with A-D; q quits.\n")
+    print(f"{len(questions)} questions{' on ' + args.topic if args.topic else ''} "
+          f"({len(due)} of {len(all_due)} due for review today). Answer with A-D; q quits.\n")
     try:
         for number, q in enumerate(questions, start=1):
             print(f"Q{number}. {q.stem}")
@@ -234,6 +233,22 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_guide(args) -> int:
+    """The study guide as Markdown (redirect it to a file to keep it) or JSON."""
+    from rag.guide import GuideMaker
+    from rag.retrieval import HybridSearch
+
+    topic = " ".join(args.topic or []).strip()
+    if not topic:
+        raise InputError('Give a topic: study guide "S3 storage classes".')
+    guide = GuideMaker(HybridSearch(settings_from(args))).build(topic)
+    if args.json:
+        emit(guide.to_json())
+    else:
+        print(guide.to_markdown(), end="")
+    return 0
+
+
 def cmd_topics(args) -> int:
     from rag.index import NoteIndex
     from rag.quiz import list_topics
@@ -280,6 +295,11 @@ def register(sub) -> None:
                         "ones you practised)")
     p.add_argument("--seed", type=int, default=None, help="random seed for --new questions")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("guide", help="a study guide of your notes on a topic (Markdown)")
+    p.add_argument("topic", nargs="*", help="the topic, e.g. \"S3 storage classes\"")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_guide)
 
     p = sub.add_parser("topics", help="list the topics (headings) of your notes")
     p.add_argument("--json", action="store_true", help="print JSON")

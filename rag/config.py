@@ -241,6 +241,18 @@ class Settings(BaseSettings):
         return {"X-Chroma-Token": self.chroma_token}
     # --- end of network safety -----------------------------------------------------------
 
+    # --- study loop ----------------------------------------------------------------------
+    # The study guide (rag/guide.py); FSRS scheduling is in rag/progress.py (no knobs).
+    guide_passages: int = Field(
+        default=15, ge=1, le=50,
+        description="Passages retrieved for a study guide; each that mentions the topic adds "
+                    "its lines under its heading.",
+    )
+    guide_items: int = Field(
+        default=8, ge=1, le=50, description="Most note lines a study guide takes from one passage."
+    )
+    # --- end of study loop ---------------------------------------------------------------
+
     @field_validator("home", "notes_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:

@@ -68,3 +68,26 @@ def test_practice_shows_due_today_and_takes_a_self_rating(corpus_env, store, tut
     no_errors(at)
     assert store.card(missed.id).last_rating == 4 and store.attempts() == 3
     assert any(c.value.startswith("Next review in ") for c in at.caption)
+
+
+def test_guide_page_builds_a_cited_guide_with_markdown_download(corpus_env):
+    at = page_app("guide").run()
+    no_errors(at)
+    assert at.title[0].value == "Study guide"
+    assert len(at.selectbox(key="gd_pick").options) > 3  # the notes' headings to pick from
+    at.text_input(key="gd_topic").set_value("placement groups")
+    at.button[0].click().run()  # the form's submit button
+    no_errors(at)
+    guide = at.session_state["gd_guide"]
+    assert guide.covered
+    assert [s.value for s in at.subheader] == [s.heading for s in guide.sections]
+    body = "\n".join(m.value for m in at.markdown)
+    first = guide.sections[0].items[0]
+    assert first.passage.file in body and f"line {first.passage.start_line}" in body
+    assert [d.proto.label for d in at.get("download_button")] == ["Download as Markdown"]
+
+    at.text_input(key="gd_topic").set_value("Lightsail")
+    at.button[0].click().run()
+    no_errors(at)
+    assert [i.value for i in at.info] == ["Your notes don't cover 'Lightsail'."]
+    assert not at.get("download_button")

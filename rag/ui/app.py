@@ -37,6 +37,7 @@ PAGES = {
     "chat": ("Ask", ":material/forum:"),
     "explain": ("Explain my mistake", ":material/psychology_alt:"),
     "practice": ("Practice", ":material/school:"),
+    "guide": ("Study guide", ":material/menu_book:"),
     "notes": ("Notes", ":material/folder_open:"),
     "quality": ("Quality", ":material/monitoring:"),
 }
