@@ -194,9 +194,9 @@ def _migrate(conn: sqlite3.Connection, scheduler: Scheduler) -> None:
                 "ORDER BY answered_at, id", (question_id,)):
             rating = Rating.Good if is_correct else Rating.Again
             card, _ = scheduler.review_card(card, rating, _utc(answered_at))
-        card.due = _utc(due_at)
+        _, *state = _columns(card, rating)  # the due time stays exactly the stored one
         conn.execute(f"INSERT INTO cards({CARD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     (question_id, topic, *_columns(card, rating), question_json))
+                     (question_id, topic, due_at, *state, question_json))
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

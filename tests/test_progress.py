@@ -129,7 +129,7 @@ def _leitner_db(path):
         ("once-wrong", "IAM", 2, 0, 3),
         ("recovered", "IAM", 1, 0, 1), ("recovered", "IAM", 0, 0, 2),
     ]
-    start = NOON - 6 * DAY
+    start = NOON - 6 * DAY + 0.123456789  # sub-microsecond digits must survive too
     for qid, topic, chosen, correct, day in history:
         _leitner_record(conn, qid, topic, chosen, correct, start + day * DAY,
                         json.dumps({"id": qid, "stem": f"Question {qid}?"}))
@@ -177,7 +177,7 @@ def test_leitner_database_migrates_without_loss(tmp_path):
     assert right.stability > p.card("recovered").stability  # three rights beat one
     assert missed.missed and missed.state == State.Relearning
     assert p.card("once-wrong").state == State.Learning
-    assert right.last_review == NOON - 2 * DAY
+    assert abs(right.last_review - (NOON - 2 * DAY + 0.123456789)) < 1e-5
 
     # Opening again is a no-op; new answers go on from the migrated state.
     Progress(path)
