@@ -2,7 +2,8 @@
 
 Sections follow Markdown headings; long sections are split on list/paragraph boundaries with
 a line overlap, tiny neighbours are merged. Sizes were chosen on the dev set (see README,
-"Chunk size").
+"Chunk size"). In a converted document no chunk crosses a page or slide, so every chunk
+can name the one page it is on.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Section:
     start: int  # 1-based, inclusive
     end: int
     lines: list[str]
+    page: int | None = None
 
     @property
     def size(self) -> int:
@@ -43,12 +45,14 @@ def split_sections(note: NoteFile) -> list[Section]:
     """Cut a note into sections at headings (ignoring '#' inside code fences)."""
     sections: list[Section] = []
     stack: list[tuple[int, str]] = []
-    current = Section(heading="", start=1, end=0, lines=[])
+    pages = note.pages
+    current = Section(heading="", start=1, end=0, lines=[], page=pages[0] if pages else None)
     in_fence = False
     for number, line in enumerate(note.lines, start=1):
         if _FENCE.match(line):
             in_fence = not in_fence
         match = None if in_fence else _HEADING.match(line)
+        page = pages[number - 1] if pages else None
         if match:
             if current.lines:
                 sections.append(current)
@@ -56,7 +60,11 @@ def split_sections(note: NoteFile) -> list[Section]:
             stack = [(lvl, name) for lvl, name in stack if lvl < level]
             stack.append((level, clean_heading(match.group(2))))
             heading = " > ".join(name for _, name in stack if name)
-            current = Section(heading=heading, start=number, end=number, lines=[line])
+            current = Section(heading=heading, start=number, end=number, lines=[line], page=page)
+        elif page != current.page:  # a new page goes on under the same heading
+            if current.lines:
+                sections.append(current)
+            current = Section(current.heading, number, number, [line], page)
         else:
             current.lines.append(line)
             current.end = number
@@ -73,7 +81,7 @@ def trim(section: Section) -> Section:
     while lo < hi and not lines[lo].strip():  # indices, not pop(0): linear on 1M blank lines
         lo += 1
     return Section(section.heading, section.start + lo, section.end - (len(lines) - hi),
-                   lines[lo:hi])
+                   lines[lo:hi], section.page)
 
 
 def _is_boundary(line: str) -> bool:
@@ -118,7 +126,7 @@ def window_section(section: Section, size: int, overlap: int) -> list[Section]:
         if len(line) > 2 * size:
             number = section.start + i
             for piece in _split_long_line(line, size):
-                windows.append(Section(section.heading, number, number, [piece]))
+                windows.append(Section(section.heading, number, number, [piece], section.page))
             i += 1
             continue
         j, total, last_boundary = i, 0, None
@@ -132,7 +140,8 @@ def window_section(section: Section, size: int, overlap: int) -> list[Section]:
         if j < n and last_boundary is not None:
             j = last_boundary
         windows.append(
-            Section(section.heading, section.start + i, section.start + j - 1, section.lines[i:j])
+            Section(section.heading, section.start + i, section.start + j - 1, section.lines[i:j],
+                    section.page)
         )
         if j >= n:
             break
@@ -155,12 +164,13 @@ def merge_small(sections: list[Section], size: int, min_chars: int) -> list[Sect
             and (prev.size < min_chars or section.size < min_chars)
             and prev.size + section.size <= size
             and section.start > prev.end
+            and section.page == prev.page
         ):
             gap = section.start - prev.end - 1
             filler = [""] * gap
             heading = _common_heading(prev.heading, section.heading)
             merged[-1] = Section(
-                heading, prev.start, section.end, prev.lines + filler + section.lines
+                heading, prev.start, section.end, prev.lines + filler + section.lines, prev.page
             )
         else:
             merged.append(section)
@@ -197,6 +207,8 @@ def chunk_note(
                     end_line=w.end,
                     text=text,
                     title=note.title,
+                    page=w.page,
+                    tags=note.tags,
                 )
             )
     return chunks

@@ -43,7 +43,15 @@ def settings_from(args: argparse.Namespace):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
+    if getattr(args, "source", None):
+        overrides["sources"] = args.source
     return load_settings(**overrides)
+
+
+def add_source_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", action="append", metavar="FILE",
+                   help="use only this file or folder of your notes (relative to the notes "
+                        "folder; repeatable)")
 
 
 def read_batch(path: str) -> list[dict]:
@@ -165,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--batch", metavar="FILE", help="JSONL of {id, question}; prints JSONL")
+    add_source_arg(p)
     p.set_defaults(func=cmd_retrieve)
 
     for name in COMMANDS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from rag.cli import _question, emit, run_batch, settings_from
+from rag.cli import _question, add_source_arg, emit, run_batch, settings_from
 
 
 def make_tutor(args):
@@ -149,6 +149,7 @@ def _backend_args(p) -> None:
     p.add_argument("--k", type=int, default=None, help="passages to retrieve")
     p.add_argument("--backend", choices=["auto", "extractive", "embedded", "ollama", "openai"])
     p.add_argument("--model", help="model name for ollama/openai")
+    add_source_arg(p)
 
 
 def register(sub) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rag.cli import emit, read_batch, settings_from
+from rag.cli import add_source_arg, emit, read_batch, settings_from
 from rag.errors import InputError, StudyragError
 
 
@@ -85,19 +85,23 @@ def _ask(prompt: str) -> str | None:
 QUIT = ("q", "quit", "exit")
 
 
-def _due_questions(progress, topic: str | None) -> list:
-    """Questions whose FSRS review is due today (a card saved by another version: skipped)."""
+def _due_questions(progress, topic: str | None, sources: list[str] | None = None) -> list:
+    """Questions whose FSRS review is due today, on the topic and from the sources (a card
+    saved by another version: skipped)."""
     from pydantic import ValidationError
 
     from rag.quiz import Question
+    from rag.sources import from_sources
 
     out = []
     for card in progress.due(limit=500):
         if card.question_json and (not topic or topic.lower() in card.topic.lower()):
             try:
-                out.append(Question.model_validate_json(card.question_json))
+                question = Question.model_validate_json(card.question_json)
             except ValidationError:
                 continue
+            if from_sources(question.passage.file, sources):
+                out.append(question)
     return out
 
 
@@ -124,7 +128,8 @@ def cmd_quiz(args) -> int:
     if args.review and args.new_only:
         raise InputError("--review asks only due questions; --new-only skips them: pick one.")
     progress = _progress(args) if args.review or not args.json else None
-    all_due = [] if progress is None or args.new_only else _due_questions(progress, args.topic)
+    all_due = [] if progress is None or args.new_only else _due_questions(
+        progress, args.topic, args.source)
     due = all_due[: args.n]
     if args.review:
         if args.json:
@@ -280,6 +285,7 @@ def register(sub) -> None:
     p.add_argument("--new-only", action="store_true", help="skip questions due for review")
     p.add_argument("--review", action="store_true",
                    help="only the questions due for review today (FSRS schedule)")
+    add_source_arg(p)
     p.set_defaults(func=cmd_quiz)
 
     p = sub.add_parser("progress", help="quiz scores per topic and reviews due")
@@ -299,6 +305,7 @@ def register(sub) -> None:
     p = sub.add_parser("guide", help="a study guide of your notes on a topic (Markdown)")
     p.add_argument("topic", nargs="*", help="the topic, e.g. \"S3 storage classes\"")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_source_arg(p)
     p.set_defaults(func=cmd_guide)
 
     p = sub.add_parser("topics", help="list the topics (headings) of your notes")

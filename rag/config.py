@@ -253,6 +253,23 @@ class Settings(BaseSettings):
     )
     # --- end of study loop ---------------------------------------------------------------
 
+    # --- documents -----------------------------------------------------------------------
+    # PDF/DOCX/PPTX/HTML are converted by rag/convert.py (no knobs); which notes to draw on:
+    sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Answer, quiz and guide only from these files or folders (relative to the "
+                    "notes folder; a bare file name also works); empty = all notes. In the "
+                    "environment: separated by ','.",
+    )
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _split_sources(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+    # --- end of documents ----------------------------------------------------------------
+
     @field_validator("home", "notes_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:

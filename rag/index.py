@@ -35,7 +35,7 @@ from rag.models import Chunk
 from rag.text import stems, term_pairs
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 4  # bump when loading or chunking changes what chunks are made
+SCHEMA_VERSION = 5  # bump when loading or chunking changes what chunks are made
 _PAGE = 2000
 _CLIENT_LOCK = threading.Lock()
 ProgressFn = Callable[[int, int, str], None]
@@ -80,6 +80,8 @@ def chunk_to_meta(chunk: Chunk, source: str, file_sha: str) -> dict:
         "source": source, "file": chunk.file, "heading": chunk.heading,
         "start_line": chunk.start_line, "end_line": chunk.end_line,
         "title": chunk.title, "file_sha": file_sha, "chunk_hash": chunk.hash,
+        **({"page": chunk.page} if chunk.page is not None else {}),
+        **({"tags": ",".join(chunk.tags)} if chunk.tags else {}),
     }
 
 
@@ -87,7 +89,8 @@ def meta_to_chunk(meta: dict, text: str) -> Chunk:
     return Chunk(
         file=meta["file"], heading=meta.get("heading", ""), start_line=int(meta["start_line"]),
         end_line=int(meta["end_line"]), text=text, title=meta.get("title", ""),
-        hash=meta.get("chunk_hash", ""),
+        hash=meta.get("chunk_hash", ""), page=meta.get("page"),
+        tags=tuple(t for t in meta.get("tags", "").split(",") if t),
     )
 
 
@@ -359,7 +362,7 @@ class NoteIndex:
         max_bytes = int(self.settings.max_file_mb * 1_000_000)
         paths = list(iter_note_paths(root))  # names only: each file is read when its turn comes
         for i, path in enumerate(paths, start=1):
-            item = load_file(path, root, max_bytes)
+            item = load_file(path, root, max_bytes, self.settings.index_dir / "documents")
             if progress:
                 progress(i, len(paths), getattr(item, "rel", getattr(item, "file", "")))
             if isinstance(item, Skipped):
@@ -530,7 +533,9 @@ class NoteIndex:
     def count(self) -> int:
         return int(self._call("Counting", self.collection().count))
 
-    def bm25_search(self, query: str, n: int) -> list[tuple[str, float]]:
+    def bm25_search(self, query: str, n: int, files: set[str] | None = None
+                    ) -> list[tuple[str, float]]:
+        """BM25 top n; ``files`` keeps only chunks of those files (masked before ranking)."""
         self.load_side_index()
         if not self._ids:
             return []
@@ -538,16 +543,22 @@ class NoteIndex:
         if not tokens.vocab:
             return []
         n = min(n, len(self._ids))
-        docs, scores = self._bm25.retrieve(tokens, k=n, show_progress=False, n_threads=1)
+        mask = None if files is None else np.array(
+            [self._chunks[i].file in files for i in self._ids], dtype=np.float32)
+        docs, scores = self._bm25.retrieve(tokens, k=n, show_progress=False, n_threads=1,
+                                           weight_mask=mask)
         return [(self._ids[d], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
 
-    def dense_search(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+    def dense_search(self, vector: np.ndarray, n: int, files: set[str] | None = None
+                     ) -> list[tuple[str, float]]:
+        """Nearest n chunks; ``files`` keeps only chunks of those files (Chroma's filter)."""
         col = self.collection()
         total = self.count()
-        if total == 0:
+        if total == 0 or files is not None and not files:
             return []
+        where = None if files is None else {"file": {"$in": sorted(files)}}
         got = self._call("Searching", col.query, query_embeddings=[vector.tolist()],
-                         n_results=min(n, total), include=["distances"])
+                         n_results=min(n, total), where=where, include=["distances"])
         return [(cid, 1.0 - float(d)) for cid, d in zip(got["ids"][0], got["distances"][0])]
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:

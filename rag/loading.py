@@ -1,7 +1,10 @@
 """Load a folder of notes into clean line lists, skipping bad files with a named warning.
 
 Normalisation never adds or removes lines, so every line number we cite is the line number
-in the user's original file.
+in the user's original file. Documents (PDF, DOCX, PPTX, HTML) are converted first
+(rag/convert.py); their line numbers are those of the converted text the app shows.
+Obsidian vaults: wikilinks become their readable text, front-matter tags are kept, image
+embeds are dropped, and dot-folders (.obsidian, .trash) are never read.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag.convert import DOC_SUFFIXES, ConversionError, convert
 from rag.errors import NotesError
 from rag.models import NoteFile
 
-NOTE_SUFFIXES = {".md", ".markdown", ".txt"}
+NOTE_SUFFIXES = {".md", ".markdown", ".txt"} | DOC_SUFFIXES
 # OneNote exports use these glyphs for nested bullets (level is given by leading tabs).
 ONENOTE_BULLETS = "•○§□▪◦‣■●®◊}"
 _ONENOTE_LINE = re.compile(rf"^(\t*)([{ONENOTE_BULLETS}])(?:[ \t]+(.*))?$")
@@ -26,6 +30,11 @@ _ONENOTE_NUMBERED = re.compile(r"^(\t+)([a-z]{1,4}|\d{1,3})\.[ \t]+(.*)$")
 _TITLE_YAML = re.compile(r"""^title\s*:\s*["']?(.*?)["']?\s*$""")
 _TITLE_TOML = re.compile(r"""^title\s*=\s*["'](.*?)["']\s*$""")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Obsidian: [[Page]], [[Page|alias]], [[Page#Heading]], and embeds ![[...]].
+_WIKILINK = re.compile(r"(!?)\[\[([^\[\]|]*)(?:\|([^\[\]]*))?\]\]")
+_IMAGE = re.compile(r"\.(png|jpe?g|gif|svg|webp|bmp|avif|tiff?)$", re.IGNORECASE)
+_TAGS_INLINE = re.compile(r"^tags?\s*:\s*(.*)$")
+_TAG_ITEM = re.compile(r"^\s*-\s+(.*)$")
 
 
 @dataclass
@@ -85,9 +94,45 @@ def split_front_matter(lines: list[str]) -> tuple[list[str], str]:
     return lines, ""
 
 
+def front_matter_tags(lines: list[str]) -> tuple[str, ...]:
+    """Tags from YAML front matter: ``tags: [a, b]``, ``tags: a, b`` or a ``- a`` list."""
+    if not lines or lines[0].strip() != "---":
+        return ()
+    tags: list[str] = []
+    in_list = False
+    for line in lines[1:200]:
+        if line.strip() == "---":
+            break
+        match = _TAGS_INLINE.match(line.strip())
+        if match:
+            tags += re.split(r"[,\s]+", match.group(1).strip("[] "))
+            in_list = not match.group(1).strip()
+        elif in_list and (item := _TAG_ITEM.match(line)):
+            tags.append(item.group(1))
+        else:
+            in_list = False
+    clean = (t.strip().strip("\"'").lstrip("#") for t in tags)
+    return tuple(dict.fromkeys(t for t in clean if t))
+
+
+def _wikilink(match: re.Match) -> str:
+    """The text a reader sees: the alias, else the page (and heading) name; image embeds go."""
+    embed, target, alias = match.group(1), match.group(2).strip(), match.group(3)
+    if embed and _IMAGE.search(target):
+        return ""
+    if alias and alias.strip():
+        return alias.strip()
+    page, _, heading = target.partition("#")
+    heading = heading.lstrip("^")
+    return f"{page}: {heading}" if page and heading else (page or heading)
+
+
 def normalise_line(line: str) -> str:
-    """Turn a OneNote bullet (tabs + glyph) into a Markdown list item; strip control chars."""
+    """Turn a OneNote bullet (tabs + glyph) into a Markdown list item, an Obsidian wikilink
+    into its readable text; strip control chars."""
     line = _CONTROL.sub("", line.replace("\r", "")).rstrip()
+    if "[[" in line:
+        line = _WIKILINK.sub(_wikilink, line).rstrip()
     match = _ONENOTE_LINE.match(line) or _ONENOTE_NUMBERED.match(line)
     if match:
         depth = max(len(match.group(1)) - 1, 0)
@@ -96,8 +141,10 @@ def normalise_line(line: str) -> str:
     return line
 
 
-def load_file(path: Path, root: Path, max_bytes: int) -> NoteFile | Skipped:
-    """Load one note, or say why it was skipped."""
+def load_file(path: Path, root: Path, max_bytes: int, cache_dir: Path | None = None
+              ) -> NoteFile | Skipped:
+    """Load one note, or say why it was skipped. ``cache_dir`` keeps converted documents,
+    keyed by the file's hash, so an unchanged PDF is not converted again."""
     rel = path.relative_to(root).as_posix()
     try:
         info = path.stat()
@@ -111,11 +158,22 @@ def load_file(path: Path, root: Path, max_bytes: int) -> NoteFile | Skipped:
         return Skipped(rel, f"unreadable ({exc.strerror or exc})")
     if not data.strip():
         return Skipped(rel, "empty file")
+    sha = hashlib.sha256(data).hexdigest()
+    if path.suffix.lower() in DOC_SUFFIXES:
+        try:
+            doc = convert(path, data, sha, cache_dir)
+        except ConversionError as exc:
+            return Skipped(rel, str(exc))
+        return NoteFile(path=str(path), rel=rel,
+                        lines=tuple(normalise_line(line) for line in doc.lines),
+                        title=path.stem, sha256=sha,
+                        pages=tuple(doc.pages) if doc.pages else None)
     text, note = decode_bytes(data)
     if text is None:
         return Skipped(rel, note)
     raw_lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     lines, title = split_front_matter(raw_lines)
+    tags = front_matter_tags(raw_lines) if lines is not raw_lines else ()  # closed front matter
     lines = [normalise_line(line) for line in lines]
     if not any(line.strip() for line in lines):
         return Skipped(rel, "no content (only front matter or whitespace)")
@@ -124,12 +182,14 @@ def load_file(path: Path, root: Path, max_bytes: int) -> NoteFile | Skipped:
         rel=rel,
         lines=tuple(lines),
         title=title or path.stem,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha,
+        tags=tags,
     )
 
 
 def iter_note_paths(root: Path) -> Iterator[Path]:
-    """Note files under root, recursively, sorted, without following directory symlinks."""
+    """Note files under root, recursively, sorted, without following directory symlinks.
+    Dot-folders are skipped: .obsidian (settings), .trash (deleted notes), .git, ..."""
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=None):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
@@ -143,7 +203,8 @@ def check_notes_dir(root: Path) -> Path:
     if not root.exists():
         raise NotesError(f"Notes folder {root} does not exist.")
     if not root.is_dir():
-        raise NotesError(f"{root} is not a folder; point studyrag at a folder of .md/.txt notes.")
+        raise NotesError(f"{root} is not a folder; point studyrag at a folder of notes "
+                         "(.md, .txt, .pdf, .docx, .pptx, .html).")
     return root.resolve()
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_serializer
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,8 @@ class NoteFile:
     lines: tuple[str, ...]
     title: str = ""
     sha256: str = ""
+    tags: tuple[str, ...] = ()  # front-matter tags (Obsidian)
+    pages: tuple[int, ...] | None = None  # page or slide of each line (converted documents)
 
     @property
     def text(self) -> str:
@@ -37,8 +39,11 @@ class Chunk:
     text: str
     title: str = ""
     hash: str = field(default="")
+    page: int | None = None  # the page or slide it lies on (documents only)
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", tuple(self.tags))  # lists come back from JSON caches
         if not self.hash:
             digest = hashlib.sha256(
                 f"{self.file}\x00{self.heading}\x00{self.text}".encode()
@@ -71,6 +76,15 @@ class Passage(BaseModel):
     end_line: int
     text: str
     score: float = 0.0
+    page: int | None = None  # page (PDF) or slide (PPTX); absent for text notes
+
+    @model_serializer(mode="wrap")
+    def _omit_missing_page(self, handler):
+        """Text notes keep the JSON shape they always had: no "page" key."""
+        data = handler(self)
+        if data.get("page") is None:
+            data.pop("page", None)
+        return data
 
     @classmethod
     def from_chunk(cls, chunk: Chunk, score: float = 0.0) -> "Passage":
@@ -81,7 +95,15 @@ class Passage(BaseModel):
             end_line=chunk.end_line,
             text=chunk.text,
             score=float(score),
+            page=chunk.page,
         )
+
+    @property
+    def page_label(self) -> str:
+        """The label "slide 3" or "page 3" (empty for text notes)."""
+        if self.page is None:
+            return ""
+        return f"{'slide' if self.file.lower().endswith('.pptx') else 'page'} {self.page}"
 
     @property
     def key(self) -> str:
@@ -91,7 +113,8 @@ class Passage(BaseModel):
     def location(self) -> str:
         """Human-readable pointer: ``file › heading (lines a–b)``."""
         head = f" › {self.heading}" if self.heading else ""
-        return f"{self.file}{head} (lines {self.start_line}–{self.end_line})"
+        page = f"{self.page_label}, " if self.page is not None else ""
+        return f"{self.file}{head} ({page}lines {self.start_line}–{self.end_line})"
 
 
 class Citation(BaseModel):

@@ -18,6 +18,7 @@ from rag.config import Settings
 from rag.errors import InputError
 from rag.index import NoteIndex
 from rag.models import Chunk, Passage
+from rag.sources import SourceScope, resolve
 from rag.text import coverage, idf_weights, stems
 
 _WORD = re.compile(r"\w+")
@@ -76,15 +77,29 @@ class HybridSearch:
     def __init__(self, settings: Settings, index: NoteIndex | None = None):
         self.settings = settings
         self.index = index or NoteIndex(settings)
+        if settings.sources:  # quiz and topics list chunks themselves: show them the sources
+            self.index = SourceScope(self.index, settings.sources)
 
-    def hits(self, question: str, k: int | None = None, mode: str = "hybrid") -> list[Hit]:
-        """Top-k hits; mode is 'hybrid', 'dense' or 'bm25' (the latter two for evaluation)."""
+    def source_files(self, sources: list[str] | None = None) -> set[str] | None:
+        """The files answers may cite: those the sources name (default: the ``sources``
+        setting); None when every file may be cited."""
+        chosen = self.settings.sources if sources is None else sources
+        if not chosen:
+            return None
+        return resolve((c.file for c in self.index.chunks().values()), chosen)
+
+    def hits(self, question: str, k: int | None = None, mode: str = "hybrid",
+             sources: list[str] | None = None) -> list[Hit]:
+        """Top-k hits; mode is 'hybrid', 'dense' or 'bm25' (the latter two for evaluation).
+        ``sources`` (files or folders) filters the lists before fusion, so every hit comes
+        from them."""
         question = clean_question(question)
         k = k or self.settings.k
         n = max(self.settings.fetch_k, k)
+        files = self.source_files(sources)
         qvec = self.index.embedder.encode([question])[0]
-        dense = self.index.dense_search(qvec, n) if mode != "bm25" else []
-        sparse = self.index.bm25_search(question, n) if mode != "dense" else []
+        dense = self.index.dense_search(qvec, n, files) if mode != "bm25" else []
+        sparse = self.index.bm25_search(question, n, files) if mode != "dense" else []
         fused = rrf(
             [[i for i, _ in dense], [i for i, _ in sparse]],
             k=self.settings.rrf_k,

@@ -87,3 +87,56 @@ def test_missing_folder_is_a_clear_error(tmp_path):
     (tmp_path / "file.md").write_text("x")
     with pytest.raises(NotesError, match="not a folder"):
         load_notes(tmp_path / "file.md")
+
+
+# --- Obsidian vaults -------------------------------------------------------------------------
+def _vault(tmp_path: Path) -> Path:
+    from documents import VAULT_NOTE
+
+    vault = tmp_path / "vault"
+    for hidden, name in ((".obsidian", "workspace.md"), (".trash", "old.md")):
+        (vault / hidden).mkdir(parents=True)
+        (vault / hidden / name).write_text("# Not a note\nsettings or deleted text\n")
+    (vault / "serverless.md").write_text(VAULT_NOTE)
+    (vault / "plain.md").write_text("---\ntags: [aws, s3]\n---\n# S3\nSee [[Glacier]].\n")
+    (vault / "list.md").write_text("---\ntags: storage, exam\ntitle: x\n---\n# x\nbody\n")
+    return vault
+
+
+def test_vault_skips_obsidian_and_trash_folders(tmp_path):
+    report = load_notes(_vault(tmp_path))
+    assert sorted(f.rel for f in report.files) == ["list.md", "plain.md", "serverless.md"]
+    assert report.skipped == []
+
+
+def test_wikilinks_read_as_text_and_image_embeds_go_line_numbers_kept(tmp_path):
+    vault = _vault(tmp_path)
+    note = next(f for f in load_notes(vault).files if f.rel == "serverless.md")
+    original = (vault / "serverless.md").read_text().split("\n")
+    assert len(note.lines) == len(original)
+    at = {i: line for i, line in enumerate(note.lines)}
+    assert at[8] == "Put the code behind API Gateway and keep state in a table."
+    assert at[9] == ""  # ![[lambda-diagram.png]]
+    assert at[10] == "- A function runs for at most 15 minutes, see Lambda limits: Timeout."
+    assert not any("[[" in line for line in note.lines)
+
+
+@pytest.mark.parametrize("line, shown", [
+    ("[[Page]]", "Page"),
+    ("[[Page|the alias]]", "the alias"),
+    ("[[Page#Heading|alias]]", "alias"),
+    ("[[#Heading]] only", "Heading only"),
+    ("![[diagram.PNG|300]] text", " text"),
+    ("![[Other note]]", "Other note"),
+    ("[not a wikilink](x.md)", "[not a wikilink](x.md)"),
+])
+def test_wikilink_forms(line, shown):
+    assert normalise_line(line) == shown
+
+
+def test_front_matter_tags_in_every_yaml_form(tmp_path):
+    files = {f.rel: f for f in load_notes(_vault(tmp_path)).files}
+    assert files["serverless.md"].tags == ("aws", "exam")  # a "- item" list, '#' dropped
+    assert files["plain.md"].tags == ("aws", "s3")  # [a, b]
+    assert files["list.md"].tags == ("storage", "exam")  # a, b
+    assert files["serverless.md"].title == "Serverless"
