@@ -178,11 +178,14 @@ mark.sr-hl{background:#fff3b0;color:inherit;padding:0 0.1rem;border-radius:2px}
 
 def location_label(passage: Passage) -> str:
     head = f" › {passage.heading}" if passage.heading else ""
-    return f"{passage.file}{head} · lines {passage.start_line}–{passage.end_line}"
+    page = f" · {passage.page_label}" if passage.page is not None else ""
+    return f"{passage.file}{head}{page} · lines {passage.start_line}–{passage.end_line}"
 
 
 def show_passage(passage: Passage, cited: list[str] | None = None) -> None:
     st.caption(f":material/description: `{passage.file}`" + (f" › {md_escape(passage.heading)}"
                                          if passage.heading else "")
-               + f" · lines {passage.start_line}–{passage.end_line}")
+               + (f" · **{passage.page_label}**" if passage.page is not None else "")
+               + f" · lines {passage.start_line}–{passage.end_line}"
+               + (" of the converted text" if passage.page is not None else ""))
     st.html(passage_html(passage, cited))

@@ -15,7 +15,7 @@ from rag.errors import InputError
 from rag.ui import resources
 from rag.ui.common import allowed_folder, friendly_errors, show_error
 
-UPLOAD_TYPES = ["md", "markdown", "txt"]
+UPLOAD_TYPES = ["md", "markdown", "txt", "pdf", "docx", "pptx", "html", "htm"]
 _SAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -100,12 +100,12 @@ def page() -> None:
 
     st.subheader("Upload notes")
     with st.form("upload_form", clear_on_submit=True):
-        files = st.file_uploader("Markdown or text files", type=UPLOAD_TYPES,
+        files = st.file_uploader("Notes, slides or documents", type=UPLOAD_TYPES,
                                  accept_multiple_files=True, key="upload_files")
         submitted = st.form_submit_button("Upload and index", type="primary")
     if submitted:
         if not files:
-            st.warning("Choose one or more .md or .txt files first.", icon=":material/warning:")
+            st.warning("Choose one or more files first.", icon=":material/warning:")
         else:
             try:
                 save_uploads(settings, files)

@@ -31,6 +31,7 @@ INDEX_FIELDS = (
 OVERRIDE_KEYS = {
     "sb_backend": "backend", "sb_model": "model", "sb_k": "k",
     "sb_ollama_host": "ollama_host", "sb_openai_base_url": "openai_base_url",
+    "sb_sources": "sources",
 }
 
 

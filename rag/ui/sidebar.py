@@ -1,4 +1,5 @@
-"""Sidebar: generator backend and model (with a clear status), top-k, extractive mode."""
+"""Sidebar: generator backend and model (with a clear status), top-k, extractive mode, and
+which of the indexed files every page draws on."""
 
 from __future__ import annotations
 
@@ -53,7 +54,31 @@ def render(base: Settings) -> Settings:
         _status(settings, backend)
         st.slider("Passages per question (top-k)", 1, 10, key="sb_k",
                   help="How many note passages the answer may draw on.")
+        _sources(settings)
     return resources.session_settings()
+
+
+def _indexed_files(settings: Settings) -> list[str]:
+    """The indexed files, once the warm-up has loaded the index (none to pick before)."""
+    if resources.warm_up(settings).is_alive():
+        return []
+    try:
+        index = resources.get_index(settings)
+        return sorted({c.file for c in index.chunks().values()}) if index.exists() else []
+    except Exception:  # no index yet, server down: the pages say so
+        return []
+
+
+def _sources(settings: Settings) -> None:
+    """A multiselect of indexed files: answers, practice and guides use only those chosen."""
+    files = _indexed_files(settings)
+    if not files:
+        return
+    st.markdown("#### :material/folder_open: Sources")
+    chosen = st.session_state.get("sb_sources") or []
+    st.session_state["sb_sources"] = [f for f in chosen if f in files]  # re-indexed since
+    st.multiselect("Use only these notes", files, key="sb_sources", placeholder="All notes",
+                   help="Answers, practice questions and study guides cite only these files.")
 
 
 def _status(settings: Settings, backend: str) -> None:
