@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from rag.errors import InputError
+from rag.models import page_label
 from rag.retrieval import HybridSearch, clean_question
 from rag.text import content_terms, coverage, idf_weights, sentences, stems, strip_markup, \
     unknown_names
@@ -53,11 +54,13 @@ class Cited:
     heading: str
     start_line: int
     end_line: int
+    page: int | None = None  # page or slide of a converted document
 
     @property
     def lines(self) -> str:
-        return (f"line {self.start_line}" if self.start_line == self.end_line else
-                f"lines {self.start_line}–{self.end_line}")
+        page = f"{page_label(self.file, self.page)}, " if self.page is not None else ""
+        return page + (f"line {self.start_line}" if self.start_line == self.end_line else
+                       f"lines {self.start_line}–{self.end_line}")
 
     @property
     def short(self) -> str:
@@ -102,7 +105,9 @@ class Guide:
             {"heading": s.heading, "items": [
                 {"text": i.text, "passage": {"file": i.passage.file, "heading": i.passage.heading,
                                              "start_line": i.passage.start_line,
-                                             "end_line": i.passage.end_line}}
+                                             "end_line": i.passage.end_line,
+                                             **({"page": i.passage.page}
+                                                if i.passage.page is not None else {})}}
                 for i in s.items]} for s in self.sections]}
         if not self.covered:
             out["message"] = self.message
@@ -240,8 +245,8 @@ class GuideMaker:
                 score = (coverage(weights, [terms | heading_terms])[1]
                          + 0.3 * bool(_DEFINES.search(text)) + 0.3 * bool(amount)
                          + 0.2 * (len(terms) >= 5) - 0.3 * (len(text.split()) > 40))
-                items.append(Item(text, Cited(chunk.file, chunk.heading, first, last), score,
-                                  amount))
+                items.append(Item(text, Cited(chunk.file, chunk.heading, first, last,
+                                              chunk.page), score, amount))
         best = sorted(items, key=lambda i: -i.score)[: self.settings.guide_items]
         return sorted(best, key=lambda i: i.passage.start_line)
 

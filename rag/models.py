@@ -67,6 +67,13 @@ class Chunk:
         return f"{self.context_header}\n{self.text}"
 
 
+def page_label(file: str, page: int | None) -> str:
+    """"slide 3" in a PPTX, "page 3" in other documents, "" in text notes (no page)."""
+    if page is None:
+        return ""
+    return f"{'slide' if file.lower().endswith('.pptx') else 'page'} {page}"
+
+
 class Passage(BaseModel):
     """A retrieved chunk as users and tools see it (the stable JSON shape)."""
 
@@ -100,10 +107,7 @@ class Passage(BaseModel):
 
     @property
     def page_label(self) -> str:
-        """The label "slide 3" or "page 3" (empty for text notes)."""
-        if self.page is None:
-            return ""
-        return f"{'slide' if self.file.lower().endswith('.pptx') else 'page'} {self.page}"
+        return page_label(self.file, self.page)
 
     @property
     def key(self) -> str:

@@ -178,3 +178,14 @@ def test_cli_retrieve_json_names_the_page(docs_settings):
     pdf = next(p for p in passages if p["file"] == "lecture.pdf")
     assert pdf["page"] == 3
     assert all("page" not in p for p in passages if p["file"].endswith(".md"))
+
+
+def test_study_guide_cites_the_page(docs_settings):
+    from rag.guide import GuideMaker
+    from rag.retrieval import HybridSearch
+
+    guide = GuideMaker(HybridSearch(docs_settings)).build("EBS")
+    items = [i for s in guide.to_json()["sections"] for i in s["items"]]
+    pdf = [i["passage"] for i in items if i["passage"]["file"] == "lecture.pdf"]
+    assert pdf and all(p["page"] == 2 for p in pdf)
+    assert "lecture.pdf, page 2, line" in guide.to_markdown()
