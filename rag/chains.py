@@ -28,11 +28,13 @@ from langchain_core.runnables import RunnableLambda
 from rag import prompts
 from rag.config import Settings
 from rag.errors import GenerationError
-from rag.extractive import Extract, ExtractParams, select_sentences
+from rag.abstain import abstains as weak_evidence
+from rag.extractive import Candidates, ComposeParams, Extract, candidates, compose
 from rag.models import Answer, Citation, Passage, Sentence
 from rag.prompts import NOT_COVERED
-from rag.retrieval import Hit, HybridSearch, clean_question
-from rag.text import content_terms, unknown_names
+from rag.models import Hit
+from rag.retrieval import HybridSearch, clean_question
+from rag.text import content_terms
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class ChainState:
     history: list[Turn] = field(default_factory=list)
     standalone: str = ""
     hits: list[Hit] = field(default_factory=list)
+    found: Candidates | None = None
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -240,36 +243,30 @@ class Tutor:
         return final
 
     # --- answering ---------------------------------------------------------------------
-    def should_abstain(self, hits: list[Hit], best: float, coverage: float) -> bool:
-        """Weak evidence: low semantic match and few of the question's terms in the notes."""
-        if not hits:
-            return True
-        return best < self.settings.abstain_threshold
-
     def abstention(self, state: ChainState, backend: str = "extractive") -> Answer:
-        missing = self.unknown_names(state)
-        text = NOT_COVERED + (f" They never mention {', '.join(missing)}." if missing else "")
         return Answer(
-            question=state.question, answer=text, abstained=True,
+            question=state.question, answer=NOT_COVERED, abstained=True,
             nearest_topics=nearest_topics(state.hits), backend=backend,
             standalone_question=state.standalone,
             latency_ms=(time.perf_counter() - state.started) * 1000,
         )
 
+    @property
+    def compose_params(self) -> ComposeParams:
+        return ComposeParams(max_lines=self.settings.extractive_max_sentences)
+
     def extract(self, state: ChainState) -> Extract:
-        embedder = self.search.index.embedder
-        qvec = embedder.encode([state.standalone])[0]
-        return select_sentences(
-            state.standalone, qvec, state.hits, embedder,
-            ExtractParams(max_sentences=self.settings.extractive_max_sentences),
-        )
+        index = self.search.index
+        qvec = index.embedder.encode([state.standalone])[0]
+        state.found = candidates(state.standalone, qvec, state.hits, index.embedder,
+                                 index.term_df(), len(index.chunks()), self.compose_params,
+                                 index.lines.vectors)
+        return compose(state.found, self.compose_params)
 
     def abstains(self, state: ChainState, extract: Extract) -> bool:
-        return (not extract.sentences or bool(self.unknown_names(state))
-                or self.should_abstain(state.hits, extract.best, extract.coverage))
-
-    def unknown_names(self, state: ChainState) -> list[str]:
-        return unknown_names(state.standalone, self.search.index.term_df())
+        """No lines, or evidence too weak (``rag.abstain``, calibrated on tune halves)."""
+        return (not extract.sentences or state.found is None
+                or weak_evidence(state.found, self.settings.abstain_threshold))
 
     def extractive_answer(self, state: ChainState, fell_back: bool = False,
                           extract: Extract | None = None) -> Answer:
@@ -295,7 +292,9 @@ class Tutor:
         """Yield text pieces as they are generated, then the final (verified) ``Answer``."""
         backend = self.backend
         extract = self.extract(state)
-        if backend == "extractive" or self.abstains(state, extract):
+        quotes_only = backend == "extractive" or (backend == "embedded"
+                                                   and not self.settings.embedded_lead)
+        if quotes_only or self.abstains(state, extract):
             # The small model never declines: abstention is decided on the evidence alone.
             answer = self.extractive_answer(state, extract=extract)
             if backend != "extractive" and answer.abstained:

@@ -20,6 +20,7 @@ from rag.evaluation import (
     answer_metrics,
     check_report_name,
     command_line,
+    eval_settings,
     fmt,
     load_dataset,
     percentile,
@@ -68,18 +69,42 @@ def support_judge(settings, search, kind: str = "verifier"):
     return make_judge(settings, search.index.embedder)
 
 
+SPLITS = ("tune", "test")
+
+
+def by_split(items, metric) -> dict:
+    """``metric(items)`` on the tune half, the test half and all items, plus the gap."""
+    out = {split: metric([it for it in items if it.split == split]) for split in SPLITS}
+    out["all"] = metric(items)
+    return out
+
+
+def top_passage_answers(items, ranked: dict[str, list]) -> dict:
+    """A baseline: a retriever's first passage shown unchanged as the answer (what the plain
+    recipe shows a user); it never abstains."""
+    from rag.models import Answer
+
+    return {it.id: Answer(question=it.question, answer=ranked[it.id][0].text
+                          if ranked[it.id] else "", abstained=not ranked[it.id])
+            for it in items}
+
+
 def cmd_eval(args) -> int:
     from rag.index import NoteIndex
     from rag.retrieval import HybridSearch
 
-    settings = settings_from(args)
+    base = settings_from(args)
+    notes = Path(args.notes) if args.notes else base.notes_dir
+    settings = eval_settings(base, notes)
     index = NoteIndex(settings)
     index.ingest(settings.notes_dir)
     search = HybridSearch(settings, index)
     items = load_dataset(Path(args.dataset), settings.notes_dir)[::args.every]
     name = check_report_name(args.name or Path(args.dataset).stem)
     judge = support_judge(settings, search, args.judge)  # fails fast if it cannot be built
-    data: dict = {"command": command_line(), "dataset": str(args.dataset), "items": len(items),
+    data: dict = {"command": command_line(), "dataset": str(args.dataset),
+                  "notes": str(settings.notes_dir), "items": len(items),
+                  "split_sizes": {s: sum(it.split == s for it in items) for s in SPLITS},
                   "settings": {k: str(v) for k, v in settings.model_dump().items()
                                if k not in ("openai_api_key",)}, "judge": args.judge}
 
@@ -97,50 +122,81 @@ def cmd_eval(args) -> int:
                 passages = search.retrieve(it.question, k=10, mode=retriever)
             timings[retriever].append((time.perf_counter() - t0) * 1000)
             ranked[retriever][it.id] = passages
-    retrieval = {r: {**retrieval_metrics(items, ranked[r]),
-                     "p50_ms": percentile(timings[r], 0.5)} for r in RETRIEVERS}
+    retrieval = {r: by_split(items, lambda part, r=r: {
+        **retrieval_metrics(part, ranked[r]), "p50_ms": percentile(
+            [t for it, t in zip(items, timings[r]) if it in part], 0.5)})
+        for r in RETRIEVERS}
     data["retrieval"] = retrieval
 
-    answers = {}
-    details = {}
+    answers, details = {}, {}
+    runs = {"plain top passage": (None, top_passage_answers(items, ranked["plain"])),
+            "hybrid top passage": (None, top_passage_answers(items, ranked["hybrid"]))}
     for backend in answer_backends(settings, args.backends):
+        runs[f"studyrag {backend}"] = (backend, None)
+    for label, (backend, system) in runs.items():
         started = time.perf_counter()
-        got = run_answers(settings, search, items, backend)
-        answers[backend] = answer_metrics(items, got, judge)
-        answers[backend]["fell_back"] = sum(a.fell_back for a in got.values())
-        answers[backend]["dropped_sentences"] = sum(
-            not s.supported for a in got.values() for s in a.sentences)
-        answers[backend]["seconds"] = time.perf_counter() - started
-        details[backend] = {i: {"answer": a.answer, "abstained": a.abstained,
-                                "backend": a.backend, "fell_back": a.fell_back,
-                                "ttft_ms": a.ttft_ms, "tokens_per_s": a.tokens_per_s,
-                                "sentences": [s.model_dump() for s in a.sentences]}
-                            for i, a in got.items()}
+        got = system if system is not None else run_answers(settings, search, items, backend)
+        use_judge = judge if backend else None
+        answers[label] = by_split(items, lambda part, got=got, j=use_judge: answer_metrics(
+            part, got, j))
+        answers[label]["all"]["fell_back"] = sum(a.fell_back for a in got.values())
+        answers[label]["all"]["seconds"] = time.perf_counter() - started
+        if backend:
+            details[label] = {i: {"answer": a.answer, "abstained": a.abstained,
+                                  "backend": a.backend, "fell_back": a.fell_back,
+                                  "ttft_ms": a.ttft_ms, "tokens_per_s": a.tokens_per_s,
+                                  "sentences": [s.model_dump() for s in a.sentences]}
+                              for i, a in got.items()}
     data["answers"] = answers
     data["answer_details"] = details
 
     study = {}
-    if EXPLAIN_SET.is_file() and not args.quick and importlib.util.find_spec("rag.study_eval"):
+    if EXPLAIN_SET.is_file() and not args.quick and args.notes is None \
+            and importlib.util.find_spec("rag.study_eval"):
         from rag import study_eval
 
         study = study_eval.run_all(settings, search, EXPLAIN_SET)
         data["study"] = study
 
+    def split_rows(results: dict) -> dict:
+        rows = {}
+        for label, parts in results.items():
+            for split in SPLITS:
+                rows[f"{label} · {split}"] = parts[split]
+        return rows
+
+    def gap_rows(results: dict, metric: str) -> str:
+        lines = [f"| system | {metric} tune | {metric} test | gap (tune − test) |",
+                 "|---|---|---|---|"]
+        for label, parts in results.items():
+            t, s = parts["tune"].get(metric), parts["test"].get(metric)
+            if isinstance(t, float) and isinstance(s, float):
+                lines.append(f"| {label} | {fmt(t)} | {fmt(s)} | {t - s:+.3f} |")
+        return "\n".join(lines)
+
+    sizes = data["split_sizes"]
     md = [f"# Eval: {name} ({time.strftime('%Y-%m-%d %H:%M')})", "",
           f"Command: `{data['command']}`  ",
           f"Dataset: `{args.dataset}` ({len(items)} questions, "
           f"{sum(1 for i in items if not i.answerable)} unanswerable, "
-          f"{sum(1 for i in items if len(i.gold) > 1)} need two passages)", "",
+          f"{sum(1 for i in items if len(i.gold) > 1)} need two passages; "
+          f"tune half {sizes['tune']}, test half {sizes['test']}, split by a hash of the id)  ",
+          f"Notes: `{settings.notes_dir}`", "",
+          "Parameters are fitted on tune halves only (`evals/tune_answers.py`); the test half "
+          "is the honest figure and the gap is its error bar.", "",
           "## Retrieval (k = 10 candidates)", "",
-          table(retrieval, ["recall@1", "recall@5", "recall@10", "all_gold@5", "all_gold@10",
-                            "mrr", "ndcg@10", "p50_ms"]),
+          table(split_rows(retrieval), ["recall@1", "recall@5", "recall@10", "all_gold@5",
+                                        "all_gold@10", "mrr", "ndcg@10", "p50_ms"]),
           "`plain` = LangChain recipe (RecursiveCharacterTextSplitter 1000/200 + MiniLM + "
           f"Chroma top-k; indexed in {data['plain_index_s']:.1f} s in this run).", "",
+          gap_rows(retrieval, "mrr"), "",
           "## Answers", "",
-          table(answers, ["must_correct", "must_groups", "abstention", "false_abstention",
-                          "median_words", "faithfulness", "citation_recall",
-                          "citation_precision", "latency_p50_ms", "ttft_p50_ms",
-                          "tokens_per_s", "fell_back", "dropped_sentences"]),
+          table(split_rows(answers), ["must_correct", "must_groups", "abstention",
+                                      "false_abstention", "median_words", "faithfulness",
+                                      "citation_precision", "latency_p50_ms", "ttft_p50_ms"]),
+          "`plain top passage` / `hybrid top passage`: that retriever's first passage shown "
+          "unchanged as the answer (never abstains).", "",
+          gap_rows(answers, "must_correct"), "",
           f"Support judge: {data['judge']} (faithfulness / citation metrics). With the default "
           "judge (our verifier) a generated sentence that survived the support check passes by "
           "construction; `study eval-verifier` measures the verifier itself.", ""]
@@ -309,6 +365,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("eval", help="measure retrieval and answer quality on a dev set")
     p.add_argument("--dataset", default=str(DEV_SET), help="JSONL dev set")
+    p.add_argument("--notes", help="notes folder the dataset was written on (default: the "
+                   "configured notes folder); indexed separately, your index is untouched")
     p.add_argument("--name", type=_report_name, help="report name (default: the dataset's name)")
     p.add_argument("--backends", help="answer backends to compare, e.g. extractive,embedded "
                    "or 'all' usable (default: extractive)")

@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
     dense_weight: float = Field(default=1.0, ge=0, description="RRF weight of the dense list.")
     bm25_weight: float = Field(default=1.5, ge=0, description="RRF weight of the BM25 list.")
+    lines_weight: float = Field(
+        default=1.0, ge=0,
+        description="RRF weight of the list that ranks chunks by their best line's vector.")
     rerank_depth: int = Field(
         default=30, ge=1, le=500, description="Fused candidates re-scored by term coverage."
     )
@@ -155,8 +158,10 @@ class Settings(BaseSettings):
         default=0.92, gt=0, le=1.0, description="Cosine above which passages count as duplicates."
     )
     abstain_threshold: float = Field(
-        default=0.40, ge=-1, le=1, description="Abstain when the best evidence scores below this."
-    )
+        default=0.09, ge=-1, le=1,
+        description="Abstain when the evidence score (rag.abstain: best line's similarity minus "
+                    "the weight of question terms no note uses) is below this; fitted on the "
+                    "tune halves of two subjects.")
 
     # --- answering -----------------------------------------------------------------------
     backend: Backend = Field(
@@ -181,6 +186,11 @@ class Settings(BaseSettings):
     generation_threads: int = Field(
         default=0, ge=0, le=256, description="CPU threads for the embedded model (0: half)."
     )
+    embedded_lead: bool = Field(
+        default=False,
+        description="Let the offline SmolLM2 write a lead sentence before the quoted notes. Off: "
+                    "blind-labelled shown leads were right less often than the 95 % a "
+                    "generated sentence must reach (evals/reports/*-embedded-leads.md).")
     extractive_max_sentences: int = Field(
         default=4, ge=1, le=10, description="Sentences in an extractive answer."
     )

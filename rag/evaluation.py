@@ -7,6 +7,7 @@ the lines of the gold quote. Reports go to ``evals/reports/<date>-<name>.{md,jso
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import math
@@ -34,6 +35,12 @@ class Gold:
     end: int
 
 
+def split_of(item_id: str) -> str:
+    """The fixed half of an item, by a hash of its id: parameters are fitted on "tune" only
+    (the same rule as ``evals/datasets/check_datasets.py``)."""
+    return "tune" if hashlib.sha1(item_id.encode()).digest()[0] % 2 == 0 else "test"
+
+
 @dataclass
 class Item:
     id: str
@@ -41,6 +48,22 @@ class Item:
     answerable: bool
     gold: list[Gold]
     must: list[list[str]]
+
+    @property
+    def split(self) -> str:
+        return split_of(self.id)
+
+
+def eval_settings(settings: Settings, notes_dir: Path) -> Settings:
+    """Settings for evaluating on a notes folder: its own index under the data folder (the
+    student's index is never touched), the shared converted-model cache."""
+    notes_dir = Path(notes_dir).expanduser().resolve()
+    if not notes_dir.is_dir():
+        raise InputError(f"Notes folder {notes_dir} does not exist.")
+    key = hashlib.sha1(str(notes_dir).encode()).hexdigest()[:10]
+    return settings.model_copy(update={
+        "notes_dir": notes_dir, "home": settings.home / "eval" / f"{notes_dir.name}-{key}",
+        "model_cache_dir": settings.cache_dir})
 
 
 def locate_quote(notes_dir: Path, file: str, quote: str) -> Gold:

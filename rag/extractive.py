@@ -1,23 +1,31 @@
-"""The extractive answerer: the note sentences that answer the question, each with [n].
+"""The extractive answerer: the note lines that answer the question, each cited.
 
-No model writes anything here, so every sentence is the student's own words (a nested bullet
-gets its parent bullet as a lead-in so it reads on its own). It is the fallback for every
-generator and must be good on its own.
+No model writes anything here, so every sentence is the student's own words. It is the
+fallback for every generator and must be good on its own, on any subject: nothing here knows
+what the notes are about. Two steps:
+
+* :func:`candidates` splits the top passages into lines (long lines into sentences), keeps
+  each line's place in the outline (parent bullet, child bullets) and scores it by how well it
+  answers: the embedding model compares the question with the line *in its heading context*,
+  combined with IDF-weighted lexical evidence over the whole index and the passage's rank.
+* :func:`compose` picks the best line, expands it to its context where the notes nest (a
+  parent bullet that only introduces a list brings its children; a child brings its parent as
+  a lead-in), adds lines only while they cover parts of the question not yet covered, and keeps
+  lines of one passage together in their order. The weights are fitted on the tune halves of
+  the user-style sets of two subjects (``evals/tune_answers.py``).
 """
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.retrieval import Hit
-from rag.text import content_terms, stem
+from rag.models import Chunk, Hit
+from rag.text import content_terms, idf_weights, sentences, stems, strip_markup
 
-_SENT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z(`*_])")
-_MARKUP = re.compile(r"(\*\*|__|`|\*|(?<!\w)_|_(?!\w))")
 _BULLET = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+")
 _RESTATES = re.compile(r"^(prompt|question|scenario|q)\s*:|\?\s*$", re.IGNORECASE)
 # Text addressed to an AI assistant (prompt injection planted in notes) is never a fact.
@@ -28,155 +36,254 @@ _INSTRUCTION = re.compile(
     r"|\bnew instructions?\b|\bas an ai\b|\binstead of answering\b"
     r"|\b(assistant|ai|model|chatbot|llm)('s)? (instruction|directive|note)s?\b", re.IGNORECASE)
 _LABEL = re.compile(r"^(solution|answer)\s*:\s*", re.IGNORECASE)
+_NOISE = re.compile(r"^(!?\[[^\]]*\]\([^)]*\)\s*)+$|^\|?[\s:|-]+\|?$")  # images, table rules
+# Questions that ask for a quantity: a line with a number is more likely the answer.
+_QUANTITY = re.compile(
+    r"\b(how (many|much|long|big|large|often|fast|small)|limit|size|max(imum)?|min(imum)?|"
+    r"duration|cost|price|range|rate|capacity|ttl|timeout|number of|value|percent)\b",
+    re.IGNORECASE)
 
 
 @dataclass
 class Unit:
-    """One candidate answer sentence, tied to its passage and original line."""
+    """One candidate line (or sentence of a long line), placed in its passage's outline."""
 
     text: str
     hit_index: int
     line: int
+    order: int  # position inside its passage: lines of one passage are shown in this order
+    indent: int = -1  # -1: not a bullet
+    parent: int | None = None  # index (in the candidate list) of the bullet it belongs to
+    children: list[int] = field(default_factory=list)
+    terms: set[str] = field(default_factory=set)
+    sim: float = 0.0
     lexical: float = 0.0
     score: float = 0.0
-    lead: str = ""
+    vector: np.ndarray | None = None
+    selectable: bool = True
+
+    @property
+    def words(self) -> int:
+        return len(self.text.split())
 
 
-def strip_markup(text: str) -> str:
-    return " ".join(_MARKUP.sub("", text).split())
+@dataclass(frozen=True)
+class ComposeParams:
+    """How the composer weighs and picks lines. Fitted on the tune halves of two subjects
+    (evals/reports/2026-12-01-tune-answers.md): filling a ~70-word budget with the best lines
+    beat stopping at question coverage, which lexical overlap cannot judge when students use
+    their own words."""
+
+    max_passages: int = 4
+    max_lines: int = 4
+    max_words: int = 70
+    max_children: int = 4
+    w_sim: float = 1.0
+    w_lex: float = 0.5
+    w_rank: float = 0.03
+    w_number: float = 0.05
+    band: float = 1.0  # a further line must score within this of the best
+    min_gain: float = 0.0  # ...and cover this share of the question not yet covered
+    redundant: float = 0.9
 
 
-def split_units(hit: Hit, hit_index: int, max_chars: int = 400) -> list[Unit]:
-    """Lines of a passage (long lines split into sentences), nested bullets given context."""
-    units: list[Unit] = []
-    parents: list[tuple[int, str]] = []
-    for offset, raw in enumerate(hit.chunk.text.split("\n")):
-        line_no = hit.chunk.start_line + offset
-        if not raw.strip() or raw.lstrip().startswith("#") or raw.strip() in ("---", "***"):
-            continue
-        match = _BULLET.match(raw)
-        indent = len(match.group(1)) if match else -1
-        body = strip_markup(raw[match.end():] if match else raw.strip().lstrip(">").strip())
-        if not body or _RESTATES.search(body) or _INSTRUCTION.search(body):
-            continue  # prompts restate the problem, instructions to a model are not facts
-        body = _LABEL.sub("", body)
-        parents = [(i, t) for i, t in parents if i < indent] if match else []
-        lead = ": ".join(t.rstrip(":") for _, t in parents[-2:] if len(t) < 60) \
-            if len(parents) > 1 else (parents[-1][1] if parents else "")
-        if match:
-            parents.append((indent, body))
-        for sentence in _SENT_SPLIT.split(body) if len(body) > max_chars else [body]:
-            sentence = sentence.strip()
-            if len(sentence) < 12 or len(content_terms(sentence)) < 2:
-                continue
-            if lead and len(sentence) < 120 and not sentence.lower().startswith(lead.lower()):
-                sentence = f"{lead.rstrip(':')}: {sentence}"
-            units.append(Unit(sentence, hit_index, line_no, lead=lead))
-    return units
+@dataclass
+class Candidates:
+    """The scored lines of the top passages and the question's term weights."""
 
-
-_QUANTITY = re.compile(
-    r"\b(how (many|much|long|big|large|often|fast)|limit|size|max(imum)?|min(imum)?|"
-    r"duration|cost|price|range|rate|capacity|when|ttl|timeout|number of)\b", re.IGNORECASE)
-
-
-def term_weights(question: str, units: list[Unit]) -> tuple[dict[str, float], list[set[str]]]:
-    """IDF (over the candidate units) of the question's terms, and each unit's term set."""
-    q_terms = {stem(t) for t in content_terms(question)}
-    unit_terms = [{stem(t) for t in content_terms(u.text)} for u in units]
-    df = {t: sum(t in terms for terms in unit_terms) for t in q_terms}
-    idf = {t: math.log(1 + len(units) / (1 + df[t])) for t in q_terms}
-    return idf, unit_terms
-
-
-def covered(weights: dict[str, float], terms: set[str]) -> float:
-    total = sum(weights.values()) or 1.0
-    return sum(w for t, w in weights.items() if t in terms) / total
+    units: list[Unit]
+    weights: dict[str, float]
+    best_sim: float = 0.0
+    best_lexical: float = 0.0
+    unknown: float = 0.0  # share of the question's IDF weight on terms no note uses
 
 
 @dataclass
 class Extract:
-    """The chosen sentences, with the hit index each cites."""
+    """The chosen sentences, with the hit index each cites, and the evidence strength."""
 
-    sentences: list[tuple[str, int, int]]  # (text, hit index, line)
+    sentences: list[tuple[str, int, int]]  # (text, hit index, first line)
     best: float
     coverage: float
+
+
+def _context(hit: Hit, lead: str) -> str:
+    heading = hit.chunk.heading or hit.chunk.title
+    return " > ".join(p for p in (heading, lead) if p)
+
+
+def split_units(hit: Hit, hit_index: int, first: int = 0, max_chars: int = 300) -> list[Unit]:
+    """Lines of a passage (long lines split into sentences) with their outline links.
+
+    Short lines ("Objects", "Value") are kept as outline parents but are not answers on their
+    own (``selectable``). ``first`` is the index the first unit will have in the caller's
+    list (parent links are indexes into that list)."""
+    units: list[Unit] = []
+    stack: list[tuple[int, int]] = []  # (indent, unit index) of open bullets
+    for offset, raw in enumerate(hit.chunk.text.split("\n")):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#") or stripped in ("---", "***", "```"):
+            continue
+        match = _BULLET.match(raw)
+        indent = len(match.group(1).expandtabs(4)) if match else -1
+        body = strip_markup(raw[match.end():] if match else stripped.lstrip(">").strip())
+        if not body or _NOISE.match(body) or _RESTATES.search(body) or _INSTRUCTION.search(body):
+            continue  # prompts restate the problem, instructions to a model are not facts
+        body = _LABEL.sub("", body)
+        stack = [(i, u) for i, u in stack if i < indent] if match else []
+        parent = stack[-1][1] if stack else None
+        for piece in sentences(body) if len(body) > max_chars else [body]:
+            index = first + len(units)
+            units.append(Unit(piece, hit_index, hit.chunk.start_line + offset, index, indent,
+                              parent, selectable=len(piece) >= 12
+                              and len(content_terms(piece)) >= 2))
+            if parent is not None:
+                units[parent - first].children.append(index)
+        if match or body.endswith(":"):
+            stack.append((indent, first + len(units) - 1))
+    return units
+
+
+def lead_of(units: list[Unit], u: Unit, depth: int = 2) -> str:
+    """The outline path above a line (its parent bullets, nearest last)."""
+    path: list[str] = []
+    while u.parent is not None and len(path) < depth:
+        u = units[u.parent]
+        path.insert(0, u.text.rstrip(":"))
+    return " > ".join(path)
+
+
+def line_texts(chunk: Chunk) -> list[str]:
+    """What the embedder reads for each line of a chunk: heading path > parent bullets: line
+    (one per unit of :func:`split_units`, in order)."""
+    hit = Hit("", chunk, 0.0, 0.0, 0.0)
+    units = split_units(hit, 0)
+    return [f"{_context(hit, lead_of(units, u))}: {u.text}" for u in units]
+
+
+def candidates(question: str, qvec: np.ndarray, hits: list[Hit], embedder,
+               df: dict[str, int], n_docs: int, params: ComposeParams = ComposeParams(),
+               line_vectors: Callable[[Chunk], np.ndarray | None] | None = None
+               ) -> Candidates:
+    """Every line of the top passages, scored for how well it answers the question.
+
+    ``line_vectors`` gives a chunk's precomputed line vectors (``rag.lines``); lines of a
+    chunk without them are embedded here."""
+    units: list[Unit] = []
+    blocks: list[tuple[int, int, Hit]] = []
+    for i, hit in enumerate(hits[:params.max_passages]):
+        start = len(units)
+        units.extend(split_units(hit, i, first=start))
+        blocks.append((start, len(units), hit))
+    weights = idf_weights(stems(question), df, max(n_docs, 1))
+    total = sum(weights.values()) or 1.0
+    unknown = sum(w for t, w in weights.items() if not df.get(t)) / total
+    if not units:
+        return Candidates([], weights, unknown=unknown)
+    for u in units:
+        u.terms = stems(f"{lead_of(units, u)} {u.text}")
+    parts = []
+    for start, end, hit in blocks:
+        if start == end:
+            continue
+        known = line_vectors(hit.chunk) if line_vectors else None
+        if known is None or len(known) != end - start:
+            known = embedder.encode([f"{_context(hit, lead_of(units, u))}: {u.text}"
+                                     for u in units[start:end]])
+        parts.append(np.asarray(known, dtype=np.float32).reshape(end - start, -1))
+    vectors = np.vstack(parts)
+    for u, sim in zip(units, vectors @ qvec):
+        u.sim = float(sim)
+        u.lexical = sum(w for t, w in weights.items() if t in u.terms) / total
+    pool = [u for u in units if u.selectable] or units
+    found = Candidates(units, weights, max(u.sim for u in pool),
+                       max(u.lexical for u in pool), unknown)
+    for u, v in zip(units, vectors):
+        u.vector = v
+    score(found, question, params)
+    return found
+
+
+def score(found: Candidates, question: str, params: ComposeParams) -> None:
+    """Combine the signals (separate from :func:`candidates` so tuning does not re-embed)."""
+    wants_number = bool(_QUANTITY.search(question))
+    for u in found.units:
+        u.score = (params.w_sim * u.sim + params.w_lex * u.lexical
+                   - params.w_rank * u.hit_index
+                   + (params.w_number if wants_number and any(c.isdigit() for c in u.text)
+                      else 0.0))
+
+
+def _block(units: list[Unit], pick: int, params: ComposeParams) -> list[int]:
+    """The picked line with its context: an introducing parent brings its children."""
+    u = units[pick]
+    block = [pick]
+    if u.children and (u.text.endswith(":") or u.words <= 6):
+        block += u.children[:params.max_children]
+    return block
+
+
+def compose(found: Candidates, params: ComposeParams = ComposeParams()) -> Extract:
+    """Pick lines: the best, then others only while they cover more of the question."""
+    units = found.units
+    if not units:
+        return Extract([], 0.0, 0.0)
+    ranked = sorted((i for i in range(len(units)) if units[i].selectable),
+                    key=lambda i: units[i].score, reverse=True)
+    if not ranked:
+        return Extract([], 0.0, 0.0)
+    best = units[ranked[0]].score
+    chosen: list[int] = []
+    seen: set[str] = set()
+    total = sum(found.weights.values()) or 1.0
+    words = 0
+    picks = 0
+    for i in ranked:
+        if picks >= params.max_lines or i in chosen:
+            continue
+        u = units[i]
+        if picks:
+            gain = sum(w for t, w in found.weights.items() if t in u.terms - seen) / total
+            if u.score < best - params.band or gain < params.min_gain:
+                continue
+            if u.vector is not None and any(
+                    float(u.vector @ units[j].vector) > params.redundant for j in chosen):
+                continue
+        block = [j for j in _block(units, i, params) if j not in chosen]
+        size = sum(units[j].words for j in block)
+        if picks and words + size > params.max_words:
+            continue
+        chosen += block
+        for j in block:
+            seen |= units[j].terms
+        words += size
+        picks += 1
+    return Extract(render_lines(units, chosen), best, found.best_lexical)
+
+
+def render_lines(units: list[Unit], chosen: list[int]) -> list[tuple[str, int, int]]:
+    """Chosen lines grouped by passage (best passage first), in note order; a child whose
+    parent is not shown gets the parent as a lead-in; children follow their parent in one
+    sentence."""
+    picked = set(chosen)
+    first_seen: dict[int, int] = {}
+    for rank, i in enumerate(chosen):
+        first_seen.setdefault(units[i].hit_index, rank)
+    out: list[tuple[str, int, int]] = []
+    for i in sorted(chosen, key=lambda i: (first_seen[units[i].hit_index], units[i].order)):
+        u = units[i]
+        if u.parent in picked:
+            continue  # written with its parent
+        kids = [units[c].text.rstrip(".;") for c in u.children if c in picked]
+        text = u.text
+        if kids:
+            text = f"{text.rstrip(':').rstrip('.')}: {'; '.join(kids)}"
+        elif u.parent is not None and not text.lower().startswith(units[u.parent].text.lower()):
+            text = f"{units[u.parent].text.rstrip(':').rstrip('.')}: {text}"
+        out.append((_finish(text), u.hit_index, u.line))
+    return out
 
 
 def _finish(text: str) -> str:
     text = text.strip().rstrip(":;,")
     return text if text.endswith((".", "!", "?", ")")) else text + "."
-
-
-@dataclass(frozen=True)
-class ExtractParams:
-    """Weights of the sentence scorer (chosen on the dev set; see README, "Answers")."""
-
-    max_sentences: int = 4
-    max_passages: int = 4
-    max_words: int = 90
-    shortlist: int = 24
-    w_sim: float = 0.55
-    w_lex: float = 0.45
-    w_rank: float = 0.02
-    w_number: float = 0.08
-    w_novel: float = 0.0
-    w_gain: float = 0.5
-    band: float = 0.25
-    redundant: float = 0.85
-    w_same_lead: float = 0.1
-
-
-def select_sentences(question: str, qvec: np.ndarray, hits: list[Hit], embedder,
-                     params: ExtractParams = ExtractParams()) -> Extract:
-    """Pick the sentences that answer: semantic + lexical fit, numbers for quantity
-    questions, new information beyond the question's own words, then greedy selection that
-    rewards covering the parts of the question not yet covered."""
-    p = params
-    units: list[Unit] = []
-    for i, hit in enumerate(hits[:p.max_passages]):
-        units.extend(split_units(hit, i))
-    if not units:
-        return Extract([], 0.0, 0.0)
-    weights, unit_terms = term_weights(question, units)
-    q_terms = set(weights)
-    for u, terms in zip(units, unit_terms):
-        u.lexical = covered(weights, terms)
-        u.score = u.lexical + 0.5 * hits[u.hit_index].dense - 0.03 * u.hit_index
-    wants_number = bool(_QUANTITY.search(question))
-    ranked = sorted(range(len(units)), key=lambda i: units[i].score, reverse=True)[:p.shortlist]
-    shortlist = [units[i] for i in ranked]
-    terms_of = [unit_terms[i] for i in ranked]
-    vectors = embedder.encode([u.text for u in shortlist])
-    for u, terms, sim in zip(shortlist, terms_of, vectors @ qvec):
-        novel = min(len(terms - q_terms), 5) / 5
-        u.score = (p.w_sim * float(sim) + p.w_lex * u.lexical - p.w_rank * u.hit_index
-                   + p.w_novel * novel
-                   + (p.w_number if wants_number and any(ch.isdigit() for ch in u.text)
-                      else 0.0))
-    best = max(u.score for u in shortlist)
-    chosen: list[int] = []
-    seen_terms: set[str] = set()
-    words = 0
-    while len(chosen) < p.max_sentences:
-        def gain(i: int) -> float:
-            new = covered(weights, terms_of[i] - seen_terms) if chosen else 0.0
-            lead = shortlist[i].lead
-            same = bool(lead) and any(shortlist[j].lead == lead for j in chosen)
-            return shortlist[i].score + p.w_gain * new - p.w_same_lead * same
-
-        pool = [i for i in range(len(shortlist)) if i not in chosen
-                and shortlist[i].score >= best - p.band
-                and all(float(vectors[i] @ vectors[j]) <= p.redundant for j in chosen)]
-        if not pool:
-            break
-        pick = max(pool, key=gain)
-        size = len(shortlist[pick].text.split())
-        if chosen and words + size > p.max_words:
-            break
-        chosen.append(pick)
-        seen_terms |= terms_of[pick]
-        words += size
-    coverage = max(u.lexical for u in units)
-    return Extract([(_finish(shortlist[i].text), shortlist[i].hit_index, shortlist[i].line)
-                    for i in chosen], best, coverage)

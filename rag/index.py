@@ -32,6 +32,7 @@ from rag.errors import (
 )
 from rag.loading import Skipped, check_notes_dir, iter_note_paths, load_file
 from rag.models import Chunk
+from rag.lines import LineIndex
 from rag.text import stems, term_pairs
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,7 @@ class NoteIndex:
         self._revision: str | None = None
         self._df: dict[str, int] | None = None
         self.name = f"{settings.collection}-{fingerprint(settings)}"
+        self.lines = LineIndex(settings.index_dir / f"lines-{self.name}")
 
     # --- plumbing ------------------------------------------------------------------------
     @property
@@ -480,6 +482,7 @@ class NoteIndex:
             self._build_bm25(revision)
         self._revision = revision
         self._df = None
+        self.lines.refresh(revision, self._chunks, lambda: self.embedder)
 
     def _build_bm25(self, revision: str) -> None:
         import bm25s

@@ -121,6 +121,20 @@ class Passage(BaseModel):
         return f"{self.file}{head} ({page}lines {self.start_line}–{self.end_line})"
 
 
+@dataclass
+class Hit:
+    """A retrieved chunk with the raw signals abstention and the verifier use."""
+
+    id: str
+    chunk: Chunk
+    fused: float
+    dense: float  # cosine similarity to the question
+    bm25: float
+
+    def passage(self) -> Passage:
+        return Passage.from_chunk(self.chunk, score=round(self.fused, 6))
+
+
 class Citation(BaseModel):
     n: int
     passage: Passage

@@ -6,8 +6,6 @@ Also exposed as a LangChain ``BaseRetriever`` so LCEL chains compose with it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -17,26 +15,12 @@ from pydantic import ConfigDict
 from rag.config import Settings
 from rag.errors import InputError
 from rag.index import NoteIndex
-from rag.models import Chunk, Passage
+from rag.models import Hit, Passage
 from rag.sources import SourceScope, resolve
 from rag.text import coverage, idf_weights, stems
 
 _WORD = re.compile(r"\w+")
 MAX_QUESTION_CHARS = 2000
-
-
-@dataclass
-class Hit:
-    """A fused candidate with the raw signals abstention and the verifier can use."""
-
-    id: str
-    chunk: Chunk
-    fused: float
-    dense: float  # cosine similarity to the question
-    bm25: float
-
-    def passage(self) -> Passage:
-        return Passage.from_chunk(self.chunk, score=round(self.fused, 6))
 
 
 def rrf(rankings: list[list[str]], k: int = 60, weights: list[float] | None = None
@@ -90,9 +74,9 @@ class HybridSearch:
 
     def hits(self, question: str, k: int | None = None, mode: str = "hybrid",
              sources: list[str] | None = None) -> list[Hit]:
-        """Top-k hits; mode is 'hybrid', 'dense' or 'bm25' (the latter two for evaluation).
-        ``sources`` (files or folders) filters the lists before fusion, so every hit comes
-        from them."""
+        """Top-k hits; mode is 'hybrid' (chunk vectors + BM25 + best-line vectors, fused and
+        re-ranked), or 'dense' / 'bm25' alone (to measure the parts). ``sources`` (files or
+        folders) filters all three lists before fusion, so every hit comes from them."""
         question = clean_question(question)
         k = k or self.settings.k
         n = max(self.settings.fetch_k, k)
@@ -100,10 +84,18 @@ class HybridSearch:
         qvec = self.index.embedder.encode([question])[0]
         dense = self.index.dense_search(qvec, n, files) if mode != "bm25" else []
         sparse = self.index.bm25_search(question, n, files) if mode != "dense" else []
+        if mode != "hybrid":
+            lines = []
+        elif files is None:
+            lines = self.index.lines.search(qvec, n)
+        else:  # over-fetch every chunk's best line, then keep the chosen files'
+            lines = [(cid, s) for cid, s in self.index.lines.search(qvec, 1 << 30)
+                     if (c := self.index.chunk(cid)) is not None and c.file in files][:n]
         fused = rrf(
-            [[i for i, _ in dense], [i for i, _ in sparse]],
+            [[i for i, _ in dense], [i for i, _ in sparse], [i for i, _ in lines]],
             k=self.settings.rrf_k,
-            weights=[self.settings.dense_weight, self.settings.bm25_weight],
+            weights=[self.settings.dense_weight, self.settings.bm25_weight,
+                     self.settings.lines_weight],
         )
         dense_map, bm25_map = dict(dense), dict(sparse)
         order = sorted(fused, key=fused.get, reverse=True)[: max(self.settings.rerank_depth, k)]

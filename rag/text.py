@@ -16,6 +16,50 @@ STOP = set(
 )
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(`*_\"'\[])")
+_MARKUP = re.compile(r"(\*\*|__|`|\*|(?<!\w)_|_(?!\w))")
+
+
+def sentences(text: str) -> list[str]:
+    """The one sentence splitter: at . ! ? followed by a capital, digit, quote or markup."""
+    return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+
+
+def strip_markup(text: str) -> str:
+    """Markdown emphasis and code marks removed, whitespace collapsed."""
+    return " ".join(_MARKUP.sub("", text).split())
+
+
+_NAME_TOKEN = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:[-@][A-Za-z0-9]+)*\b")
+
+
+def names(text: str) -> set[str]:
+    """Names a sentence states, lower-cased: acronyms, CamelCase and letter-digit words (S3,
+    EC2, ReLU, CloudFront, LSTM) and capitalised words that do not start a sentence (Kendra,
+    Adam). Read off the text itself, so it fits any subject. Runs of capitals ("ITEM MAX")
+    are emphasis, not acronyms."""
+    out: set[str] = set()
+    for sentence in sentences(text):
+        words = [m.group(0) for m in _NAME_TOKEN.finditer(sentence)]
+        for i, word in enumerate(words):
+            caps = word.isupper() and word.isalpha()
+            shouted = caps and any(0 <= j < len(words) and words[j].isupper() and
+                                   words[j].isalpha() for j in (i - 1, i + 1))
+            shaped = (any(c.isupper() for c in word[1:]) and not word.isupper()) or \
+                (caps and 2 <= len(word) <= 5 and not shouted) or \
+                (any(c.isdigit() for c in word) and any(c.isalpha() for c in word))
+            if shaped or (i > 0 and word[0].isupper() and len(word) > 2 and not shouted):
+                out.add(word.lower())
+    return out
+
+
+def mentions(text: str, name: str) -> bool:
+    """Does ``text`` write ``name`` as a word (any case, singular or plural)?"""
+    base = name[:-1] if name.endswith("s") and len(name) > 3 else name
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(base)}(?:s|es)?(?![A-Za-z0-9])", text,
+                     re.IGNORECASE) is not None
+
+
 def content_terms(text: str) -> list[str]:
     """Lower-cased words that carry meaning (stop words and filler dropped)."""
     return [w for w in (t.lower() for t in WORD.findall(text)) if w not in STOP]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.text import content_terms
+from rag.text import mentions, names, content_terms
 
 # --- numbers ---------------------------------------------------------------------------
 _NUMBER_WORDS = {
@@ -54,93 +54,6 @@ def numbers(text: str) -> set[float]:
     values = {float(m.group(1).replace(",", "")) for m in _NUM.finditer(text)}
     values |= {float(_NUMBER_WORDS[m.group(1).lower()]) for m in _NUM_WORD.finditer(text)}
     return values
-
-
-# --- service names ---------------------------------------------------------------------
-# canonical name -> pattern of every way the notes write it (case-insensitive unless noted)
-_SERVICES: dict[str, str] = {
-    "s3": r"\bs3\b|simple storage service",
-    "glacier": r"\bglacier\b",
-    "ec2": r"\bec2\b|elastic compute cloud",
-    "ebs": r"\bebs\b|elastic block store",
-    "efs": r"\befs\b|elastic file system",
-    "fsx": r"\bfsx\b",
-    "lambda": r"\blambda\b",
-    "dynamodb": r"\bdynamo\s?db\b|\bdyanmodb\b",
-    "dax": r"\bdax\b",
-    "rds": r"\brds\b|relational database service",
-    "aurora": r"\baurora\b",
-    "redshift": r"\bredshift\b",
-    "elasticache": r"\belasti?c?\s?cache\b|\belasticache\b",
-    "sqs": r"\bsqs\b|simple queue service",
-    "sns": r"\bsns\b|simple notification service",
-    "kinesis": r"\bkinesis\b",
-    "firehose": r"\bfirehose\b",
-    "cloudfront": r"\bcloun?d\s?front\b",
-    "route53": r"\broute\s?53\b",
-    "api gateway": r"\bapi gateway\b",
-    "global accelerator": r"\bglobal accelerator\b",
-    "direct connect": r"\bdirect connect\b|\bdx\b",
-    "nat gateway": r"\bnat\s?(gateway|gw)\b|\bnatgw\b",
-    "iam": r"\biam\b",
-    "kms": r"\bkms\b|\bksm\b|key management service",
-    "cloudhsm": r"\bcloud\s?hsm\b",
-    "secrets manager": r"\bsecrets? manager\b",
-    "parameter store": r"\bparam(e)?ter store\b|\bssm\b",
-    "aws config": r"\baws config\b|\bconfig rules?\b",
-    "cloudtrail": r"\bcloud\s?trail\b",
-    "cloudwatch": r"\bcloud\s?watch\b",
-    "eventbridge": r"\beventbridge\b",
-    "step functions": r"\bstep functions?\b",
-    "ecs": r"\becs\b|elastic container service",
-    "eks": r"\beks\b|elastic kubernetes service",
-    "fargate": r"\bfargate\b",
-    "ecr": r"\becr\b",
-    "textract": r"\btextract\b",
-    "kendra": r"\bkendra\b",
-    "rekognition": r"\brekognition\b",
-    "comprehend": r"\bcomprehend\b",
-    "macie": r"\bmacie\b",
-    "guardduty": r"\bguard\s?duty\b",
-    "inspector": r"\binspector\b",
-    "shield": r"\bshield\b",
-    "waf": r"\bwaf\b",
-    "cognito": r"\bcognito\b",
-    "snowball": r"\bsnowball\b",
-    "snowmobile": r"\bsnowmobile\b",
-    "storage gateway": r"\bstorage gateway\b",
-    "datasync": r"\bdata\s?sync\b",
-    "athena": r"\bathena\b",
-    "glue": r"\bglue\b",
-    "emr": r"\bemr\b",
-    "quicksight": r"\bquicksight\b",
-    "lightsail": r"\blightsail\b",
-    "beanstalk": r"\bbeanstalk\b",
-    "cloudformation": r"\bcloud\s?formation\b",
-    "organizations": r"\borganizations\b|\bscps?\b",
-    "alb": r"\balb\b|application load balancer",
-    "nlb": r"\bnlb\b|network load balancer",
-    "clb": r"\bclb\b|classic load balancer",
-    "gwlb": r"\bgwlb\b|gateway load balancer",
-    "transit gateway": r"\btransit gateway\b|\btgw\b",
-    "vpn": r"\bvpn\b",
-    "outposts": r"\boutposts?\b",
-    "appsync": r"\bappsync\b",
-    "mq": r"\bamazon mq\b",
-    "batch": r"\baws batch\b",
-    "sagemaker": r"\bsagemaker\b",
-    "mysql": r"\bmysql\b",
-    "postgresql": r"\bpostgre(s|sql)\b",
-    "oracle": r"\boracle\b",
-    "sql server": r"\bsql server\b|\bmssql\b",
-    "mariadb": r"\bmariadb\b",
-}
-_SERVICE_RE = {name: re.compile(p, re.IGNORECASE) for name, p in _SERVICES.items()}
-
-
-def services(text: str) -> set[str]:
-    """Canonical names of the AWS services (and engines/OSes) ``text`` mentions."""
-    return {name for name, pattern in _SERVICE_RE.items() if pattern.search(text)}
 
 
 # --- negation --------------------------------------------------------------------------
@@ -308,17 +221,16 @@ class Verifier:
         if missing_numbers:
             reasons.append("number not in evidence: " + ", ".join(
                 f"{n:g}" for n in sorted(missing_numbers)))
-        # A service counts when the passage body names it, or only its heading does and the
-        # body names no other service (a heading "FSx for Windows" over a line about EFS
-        # must not vouch for "FSx only supports Linux").
-        missing_services = set(services(text))
+        # A name the sentence states (acronym, CamelCase, capitalised word) must be written in
+        # a passage body, or in its heading when that body names nothing else (a heading
+        # "FSx for Windows" over a line about EFS must not vouch for "FSx only supports Linux").
+        missing_services = names(text)
         for head, body in split:
-            in_body = services(body)
-            missing_services -= in_body
-            if not in_body:
-                missing_services -= services(head)
+            missing_services = {n for n in missing_services if not mentions(body, n)}
+            if not {n for n in names(body) if not mentions(text, n)}:
+                missing_services = {n for n in missing_services if not mentions(head, n)}
         if missing_services:
-            reasons.append("service not in evidence: " + ", ".join(sorted(missing_services)))
+            reasons.append("name not in evidence: " + ", ".join(sorted(missing_services)))
         # "3,000 IOPS per GB" from "3,000 IOPS per volume ... 3 IOPS/GB": each number's own base.
         evidence_rates = rates(evidence)
         wrong_rates = {(n, base) for n, base in rates(text) - evidence_rates
