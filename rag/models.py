@@ -68,7 +68,7 @@ class Chunk:
 
 
 def page_label(file: str, page: int | None) -> str:
-    """"slide 3" in a PPTX, "page 3" in other documents, "" in text notes (no page)."""
+    """The label of a page: "slide 3" in a PPTX, "page 3" in other documents, "" if none."""
     if page is None:
         return ""
     return f"{'slide' if file.lower().endswith('.pptx') else 'page'} {page}"
