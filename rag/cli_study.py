@@ -217,8 +217,11 @@ def cmd_export(args) -> int:
     out = export.target(Path(args.out), suffix)
     if not 0 <= args.new <= 200:
         raise InputError("--new must be between 0 and 200.")
+    from rag.sources import from_sources
+
     progress = _progress(args)
-    questions = export.questions_from_progress(progress, args.topic)
+    questions = [q for q in export.questions_from_progress(progress, args.topic)
+                 if from_sources(q.passage.file, args.source)]
     if args.new:
         from rag.quiz import QuizMaker
 
@@ -300,6 +303,7 @@ def register(sub) -> None:
                    help="also write N new questions from your notes (default 0: only the "
                         "ones you practised)")
     p.add_argument("--seed", type=int, default=None, help="random seed for --new questions")
+    add_source_arg(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("guide", help="a study guide of your notes on a topic (Markdown)")

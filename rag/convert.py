@@ -3,7 +3,7 @@
 DOCX, PPTX and HTML go through markitdown. PDFs go through pdfminer.six, the engine
 markitdown itself uses for PDF text, but page by page: markitdown's PDF result has no page
 boundaries, and citations must name the page. Headings of a PDF come back from font sizes
-(a short line set larger than the body text). Choice and figures: README, "Documents".
+(a short line set larger than the body text). Choice and figures: README, "Notes formats".
 A result is cached by the file's SHA-256, so re-indexing an unchanged document is free.
 """
 
@@ -22,7 +22,7 @@ CACHE_VERSION = "1"  # bump when a conversion changes
 _SLIDE = re.compile(r"^<!-- Slide number: (\d+) -->$")
 _PERMALINK = re.compile(r"\[¶\]\([^)]*\)")  # Sphinx-style heading anchors in saved pages
 _LOCK = threading.Lock()
-_MARKITDOWN = None
+_CONVERTERS = None
 
 
 class ConversionError(Exception):
@@ -47,7 +47,7 @@ def convert(path: Path, data: bytes, sha256: str, cache_dir: Path | None = None)
     suffix = path.suffix.lower()
     result = _pdf(data) if suffix == ".pdf" else _markitdown(data, suffix)
     if not any(line.strip() for line in result.lines):
-        raise ConversionError("no text in it")
+        raise ConversionError("no text in the document")
     if cached is not None:
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
@@ -64,15 +64,15 @@ def convert(path: Path, data: bytes, sha256: str, cache_dir: Path | None = None)
 def _converters() -> dict:
     """markitdown's converter per suffix, called directly: its front door guesses the type
     from the bytes and would read a damaged .docx as plain text."""
-    global _MARKITDOWN
+    global _CONVERTERS
     with _LOCK:
-        if _MARKITDOWN is None:
+        if _CONVERTERS is None:
             from markitdown.converters import DocxConverter, HtmlConverter, PptxConverter
 
             html = HtmlConverter()
-            _MARKITDOWN = {".docx": DocxConverter(), ".pptx": PptxConverter(),
+            _CONVERTERS = {".docx": DocxConverter(), ".pptx": PptxConverter(),
                            ".html": html, ".htm": html}
-        return _MARKITDOWN
+        return _CONVERTERS
 
 
 def _markitdown(data: bytes, suffix: str) -> Converted:

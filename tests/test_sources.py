@@ -90,18 +90,38 @@ def test_cli_ask_quiz_guide_take_source(corpus_settings):
     assert len(out.stderr.strip().splitlines()) == 1
 
 
-def test_review_keeps_only_due_questions_from_the_sources(tmp_path):
-    from rag.cli_study import _due_questions
+def _practised(path):
+    """A progress database with one missed question from each of two files."""
     from rag.models import Passage
     from rag.progress import Progress
     from rag.quiz import Question
 
-    progress = Progress(tmp_path / "progress.sqlite3")
+    progress = Progress(path)
     for i, file in enumerate(["slides/w1.pdf", "notes/s3.md"]):
         q = Question(id=f"q{i}", topic="S3", stem=f"Stem {i}?", options=["a", "b", "c", "d"],
                      answer_index=0, explanation="x", source="generated",
                      passage=Passage(file=file, heading="", start_line=1, end_line=1, text="t"))
         progress.record(q.id, q.topic, 1, 0, question_json=q.model_dump_json())  # wrong: due
+    return progress
+
+
+def test_review_keeps_only_due_questions_from_the_sources(tmp_path):
+    from rag.cli_study import _due_questions
+
+    progress = _practised(tmp_path / "progress.sqlite3")
     assert {q.id for q in _due_questions(progress, None)} == {"q0", "q1"}
     assert [q.id for q in _due_questions(progress, None, ["slides"])] == ["q0"]
     assert [q.id for q in _due_questions(progress, "s3", ["s3.md"])] == ["q1"]
+
+
+def test_export_takes_source(tmp_path):
+    import csv
+
+    from rag.cli import main
+
+    _practised(tmp_path / "home" / "progress.sqlite3")
+    out = tmp_path / "cards.csv"
+    assert main(["--home", str(tmp_path / "home"), "export", "csv", "--out", str(out),
+                 "--source", "slides"]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [r["file"] for r in rows] == ["slides/w1.pdf"]

@@ -70,3 +70,20 @@ def test_passage_viewer_names_the_page_or_slide():
     assert "**slide 3**" in captions[0] and "page" not in captions[1]
     html = "".join(h.proto.body for h in at.get("html"))
     assert '<mark class="sr-hl">Up to 15 read replicas</mark>' in html
+
+
+def test_practice_and_guide_topics_come_from_the_chosen_sources(corpus_env):
+    def page():
+        import streamlit as st
+
+        from rag.ui import guide, practice, resources
+
+        st.session_state["sb_sources"] = ["exam-scenarios.md"]
+        settings = resources.session_settings()
+        st.session_state["got"] = (practice.topics(settings), guide._topics(settings),
+                                   practice.topics(settings.model_copy(update={"sources": []})))
+
+    at = AppTest.from_function(page, default_timeout=180).run()
+    assert not at.exception, [e.value for e in at.exception]
+    chosen, in_guide, everything = at.session_state["got"]
+    assert chosen and chosen == in_guide and set(chosen) < set(everything)

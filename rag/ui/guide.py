@@ -23,7 +23,8 @@ def _topics(settings: Settings) -> list[str]:
     from rag.quiz import list_topics
 
     try:
-        return [t.name for t in list_topics(resources.get_index(settings))]
+        # The tutor's index: only the sources chosen in the sidebar.
+        return [t.name for t in list_topics(resources.get_tutor(settings).search.index)]
     except Exception:  # no index yet: typing a topic still shows the real error
         return []
 

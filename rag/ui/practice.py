@@ -37,7 +37,8 @@ def _maker(settings: Settings):
 def topics(settings: Settings) -> list[str]:
     from rag.quiz import list_topics
 
-    return [t.name for t in list_topics(resources.get_index(settings))]
+    # The tutor's index: only the sources chosen in the sidebar.
+    return [t.name for t in list_topics(resources.get_tutor(settings).search.index)]
 
 
 def make_questions(settings: Settings, topic_names: list[str | None], n: int) -> list:
