@@ -6,22 +6,23 @@ such a sentence as support for "use Docker Secrets", so every clause gets a pola
 own wording and from the heading it sits under ("Correct Solution", "Why Your Choice Was Less
 Suitable"). Explain (deciding the correct option) and quiz validation (is the answer
 supported, are the distractors not) both score candidates here, so they agree.
+
+Nothing here knows the subject: the lexicons are exam English (negation, limits, verdicts,
+second-person write-ups), never names of the things the notes are about.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from rag.extractive import split_units
-from rag.text import content_terms, stem as _stem
-from rag.retrieval import Hit
+from rag.extractive import lead_of, split_units
+from rag.models import Hit
+from rag.text import content_terms, sentences, stems, strip_markup
 
-_SENT = re.compile(r"(?<=[.!?;])\s+(?=[A-Z(`*_])")
 _HEADING_LINE = re.compile(r"^\s*#{1,6}\s+(.*)$")
 NEGATIVE = re.compile(
     r"\b(not|cannot|can't|can not|won't|doesn't|don't|isn't|aren't|wouldn't|shouldn't|"
@@ -47,6 +48,27 @@ POS_HEADING = re.compile(
     r"why .* over |key points|choosing the right|right (?:choice|combination|option)|"
     r"best (?:option|choice))", re.IGNORECASE)
 SCENARIO_HEADING = re.compile(r"understanding the (scenario|requirements|setup)", re.IGNORECASE)
+# Text written about one particular exam question: the student's own earlier choice ("You
+# chose ...", "Your approach ...") or a verdict on it ("... is the correct answer", "Here, the
+# best fit is ..."). It is never presented as reasoning about a different question.
+YOUR_CHOICE = re.compile(
+    r"\byou(?:'ve| have)? (?:chose|chosen|picked|selected|opted|went with)\b"
+    r"|\byour (?:chosen|choice|approach|answer|confusion|selection|solution|knowledge gap)\b",
+    re.IGNORECASE)
+BOUND = re.compile(
+    YOUR_CHOICE.pattern
+    + r"|\b(?:is|was|be) the (?:right|correct|best) (?:answer|choice|option|solution|fit)\b"
+    r"|\bthe (?:correct|right) answer\b|\bthe (?:best|only) (?:fit|possible answer|option)\b"
+    r"|\bhere,? (?:the|you|we|using|use|our)\b|\bin this scenario\b|\bthis (?:case|question)\b",
+    re.IGNORECASE)
+# A stated limit ("up to 4KB", "a maximum of 15 minutes", "only one AZ"): with the option it
+# names, a candidate reason why that option fails a requirement.
+LIMIT = re.compile(r"\b(?:up to|at most|max(?:imum)?|limit(?:ed|s)?|no more than|"
+                   r"less than|cannot exceed)\b", re.IGNORECASE)
+BOUND_HEADING = re.compile(r"\b(?:correct|chosen|recommended) solution\b|\bis correct\b",
+                           re.IGNORECASE)
+SCENARIO_LINE = re.compile(r"^(prompt|question|scenario|problem|requirements?|q)\s*:",
+                           re.IGNORECASE)
 # Independent clauses: negation scopes over its own segment ("X is for ETL, but cannot ..."
 # rules X out), not across "; " or ", here ..." ("no health checks, here the TTL ...").
 _PARTS = re.compile(r";\s+|,\s+(?=(?:here|and|so|therefore|which|whereas|while|instead)\b)|"
@@ -69,14 +91,19 @@ class Clause:
     pos_terms: frozenset[str] = frozenset()  # stems in the parts that state or recommend
     neg_terms: frozenset[str] = frozenset()  # stems in the parts that rule something out
     scenario: bool = False  # an exam prompt or "Understanding the Scenario": not evidence
+    lead: str = ""  # the outline path above the line: its subject when it is a sub-bullet
+    bound: bool = False  # written about one particular question (see BOUND)
 
+    @property
+    def context(self) -> str:
+        """The clause with its outline path, as a reader of the notes sees it."""
+        return f"{self.lead}: {self.text}" if self.lead else self.text
 
-@dataclass
-class Match:
-    """How well one clause matches a candidate statement (already polarity-signed later)."""
-
-    clause: Clause
-    score: float
+    @property
+    def shown(self) -> str:
+        """The clause with its nearest outline parent only (what a student reads)."""
+        parent = self.lead.split(" > ")[-1]
+        return f"{parent}: {self.text}" if parent else self.text
 
 
 def heading_at(hit: Hit, line: int) -> str:
@@ -139,22 +166,26 @@ def _split_polarity(sentence: str, heading_pol: int) -> tuple[set[str], set[str]
 
 
 def clauses_of(hits: list[Hit]) -> list[Clause]:
-    """Sentence-level clauses of every hit, de-duplicated by text."""
+    """Sentence-level clauses of every hit, de-duplicated by text.
+
+    A sub-bullet's outline parents are its subject ("Snowball Edge:" above "comes with compute
+    capability"), so their terms count with the clause's own first part."""
     out: list[Clause] = []
     seen: set[str] = set()
     for i, hit in enumerate(hits):
         lines = hit.chunk.text.split("\n")
-        for unit in split_units(hit, i):
+        units = split_units(hit, i)
+        for unit in units:
             heading = heading_at(hit, unit.line)
             raw = lines[unit.line - hit.chunk.start_line].lstrip()
-            scenario = raw.startswith(">") or bool(SCENARIO_HEADING.search(heading))
-            body = unit.text
-            solution = bool(re.match(r"^solution\s*:", body, re.IGNORECASE))
-            if solution or re.match(r"^prompt\s*:", body, re.IGNORECASE):
-                body = body.split(":", 1)[1].strip()
+            plain = strip_markup(raw.lstrip("-*+> ")).lstrip("_ ").lower()
+            scenario = raw.startswith(">") or bool(SCENARIO_HEADING.search(heading)
+                                                   or SCENARIO_LINE.match(plain))
+            solution = plain.startswith(("solution", "answer"))
             heading_pol = -1 if NEG_HEADING.search(heading) else 0
-            for sentence in _SENT.split(body):
-                sentence = sentence.strip()
+            lead = lead_of(units, unit)
+            bound_heading = bool(BOUND.search(heading) or BOUND_HEADING.search(heading))
+            for sentence in sentences(unit.text):
                 key = sentence.lower()
                 if len(content_terms(sentence)) < 2 or key in seen:
                     continue
@@ -162,13 +193,17 @@ def clauses_of(hits: list[Hit]) -> list[Clause]:
                 pol = 1 if solution and not is_negative(sentence) else polarity(
                     sentence, heading)
                 pos, neg = _split_polarity(sentence, heading_pol)
+                subject = stems(lead)
+                if subject:
+                    first = _PARTS.split(sentence)[0]
+                    if is_negative(first) or (heading_pol < 0 and not POSITIVE.search(first)):
+                        neg |= subject
+                    else:
+                        pos |= subject
                 out.append(Clause(sentence, i, unit.line, heading, pol, frozenset(pos),
-                                  frozenset(neg), scenario))
+                                  frozenset(neg), scenario, lead,
+                                  bool(BOUND.search(sentence)) or bound_heading or solution))
     return out
-
-
-def stems(text: str) -> set[str]:
-    return {_stem(t) for t in content_terms(text)}
 
 
 class VectorCache:
@@ -189,79 +224,6 @@ class VectorCache:
         if not texts:
             return np.zeros((0, getattr(self.embedder, "dimension", 384)), dtype=np.float32)
         return np.stack([self._cache[t] for t in texts])
-
-
-@dataclass
-class Verdict:
-    """A candidate's evidence: best supporting and best ruling-out clause, and the net score."""
-
-    support: Match | None
-    refute: Match | None
-    refutes: list[Match] = field(default_factory=list)  # every ruling-out clause, best first
-
-    @property
-    def net(self) -> float:
-        s = self.support.score if self.support else 0.0
-        r = self.refute.score if self.refute else 0.0
-        return s - r
-
-
-def verdicts_for(candidates: dict[str, set[str]], cvecs: np.ndarray, clauses: list[Clause],
-                 vectors: np.ndarray, relevance: np.ndarray | None = None,
-                 weights: np.ndarray | None = None) -> dict[str, Verdict]:
-    """Strongest support and refutation of each candidate among the clauses (contrastive).
-
-    A clause matches a candidate with 0.6 x cosine + 0.4 x the IDF-weighted share of the
-    candidate's distinctive terms in the clause's positive (or negative) parts. It counts
-    for a candidate only by its margin over the best *other* candidate, so a sentence about
-    the Network Load Balancer cannot support "Application Load Balancer" just because both
-    say "load balancer". Refutation needs a distinctive term inside a negative part.
-    ``relevance`` (clause vs. scenario) scales everything: facts about the situation matter;
-    ``weights`` (one per clause) replaces that scaling when given.
-    """
-    keys = list(candidates)
-    if not clauses or not keys:
-        return {k: Verdict(None, None) for k in keys}
-    df: dict[str, int] = {}
-    for c in clauses:
-        for t in c.pos_terms | c.neg_terms:
-            df[t] = df.get(t, 0) + 1
-    idf = {t: math.log(1 + len(clauses) / (1 + df.get(t, 0))) for k in keys
-           for t in candidates[k]}
-    sims = vectors @ cvecs.T  # clauses x candidates
-    rel = relevance if relevance is not None else np.ones(len(clauses))
-    pos = np.zeros((len(clauses), len(keys)))
-    neg = np.zeros((len(clauses), len(keys)))
-    for j, k in enumerate(keys):
-        terms = candidates[k]
-        total = sum(idf[t] for t in terms) or 1.0
-        for i, c in enumerate(clauses):
-            pos[i, j] = sum(idf[t] for t in terms & c.pos_terms) / total
-            neg[i, j] = sum(idf[t] for t in terms & c.neg_terms) / total
-    sup = 0.6 * sims + 0.4 * pos
-    ref = 0.6 * sims + 0.4 * neg
-    out: dict[str, Verdict] = {}
-    for j, k in enumerate(keys):
-        others = [x for x in range(len(keys)) if x != j]
-        support = None
-        refutes: list[Match] = []
-        for i, c in enumerate(clauses):
-            if c.scenario:
-                continue
-            weight = float(weights[i]) if weights is not None else 0.5 + float(rel[i])
-            if neg[i, j] > 0:
-                margin = ref[i, j] - (max(ref[i, others]) if others else 0.0)
-                score = (0.5 * ref[i, j] + 0.5 * max(margin, 0.0)) * weight
-                refutes.append(Match(c, float(score)))
-            if c.pos_terms and (pos[i, j] > 0 or neg[i, j] == 0):
-                margin = sup[i, j] - (max(sup[i, others]) if others else 0.0)
-                score = (0.5 * sup[i, j] + 0.5 * max(margin, 0.0)) * weight
-                score += 0.05 if c.polarity > 0 else 0.0
-                if support is None or score > support.score:
-                    support = Match(c, float(score))
-        refutes.sort(key=lambda m: m.score, reverse=True)
-        out[k] = Verdict(support, refutes[0] if refutes else None, refutes)
-    return out
 
 
 def distinctive_terms(options: dict[str, str]) -> dict[str, set[str]]:

@@ -1,30 +1,38 @@
-"""Explain a wrong exam answer from the notes: requirement, why the choice falls short, why
-the correct option fits, key points to remember — every fact with an [n] citation.
+"""Explain an exam answer from the notes: the note line that makes the chosen option fail,
+the one that makes the correct option fit, and the evidence for every option, all cited.
 
-The structure is the one the student found useful in ``wrong-answer-explanations.md``.
-Evidence comes from the one retrieval path (``HybridSearch``) run for the scenario *and* for
-each option, so the facts about the chosen and the correct option are both at hand. When the
-correct option is not given it is decided from the evidence (polarity-aware, see
-``rag.evidence``); without a clear margin the explanation says the notes cannot decide.
+Evidence comes from the one retrieval path (``HybridSearch``) run for the scenario and for
+each option. Every clause of those passages is scored against "scenario + option"
+(embedding cosine plus the IDF-weighted share of the scenario's own terms the clause shares);
+a clause counts for an option only when it names that option and no other. Text the notes
+wrote about one particular question (a verdict, "you chose ...") counts only when its passage
+is about this very scenario, and second-person lines are never shown as reasoning.
+
+Without the key the explainer settles only on a clear lead (thresholds fitted on the tune
+halves of ``evals/datasets/explain_exam.jsonl`` and ``explain_dev.jsonl``); otherwise it shows
+the evidence per option and says the notes don't decide. The result is typed: the app renders
+``Explanation.sections`` and ``evidence``; ``explanation`` is the same content as plain text.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from rag.chains import parse_citations, render, renumber
-from rag.errors import InputError
-from rag.evidence import Clause, VectorCache, Verdict, clauses_of, distinctive_terms, verdicts_for
+from rag.chains import parse_sentences, strip_citations
+from rag.errors import InputError, StudyragError
+from rag.evidence import (LIMIT, SCENARIO_LINE, YOUR_CHOICE, Clause, VectorCache,
+                          clauses_of, distinctive_terms, is_negative, stems)
 from rag.extractive import _finish
-from rag.text import content_terms
-from rag.models import Citation, Sentence
-from rag.retrieval import Hit, clean_question
+from rag.models import Citation, Hit
+from rag.retrieval import clean_question
+from rag.text import content_terms, sentences, strip_markup
 
 LETTERS = "ABCDE"
 _OPTION_LINE = re.compile(r"^\s*(?:[-*]\s*)?(?:\(([A-Ea-e])\)|([A-Ea-e])[.):])\s+(.+?)\s*$",
@@ -35,30 +43,54 @@ _REQUIREMENT = re.compile(
     r"cost-effective|cheapest|fastest|should|only|cannot|comply|secure|highly available)\b",
     re.IGNORECASE)
 log = logging.getLogger(__name__)
-# The notes settle an exam question only when one option leads by a clear margin. On the
-# explain dev set, leads of 0.06-0.09 were right 5 times in 8 (a guess), leads >= 0.09 14 in 15.
-SETTLE_MARGIN = 0.09
-HIGH_MARGIN = 0.15
-PASSAGE_POWER = 4
-REFUTE_CITE = 0.1  # a ruling-out clause this strong is cited under "Why X falls short"
+
+# Fitted on the tune halves (exam + dev, 26 items): settled 11, right 11. A clause backs an
+# option when it names that option (>= 30 % of its distinctive IDF weight) and names no other
+# option as much; its score is cos(clause, scenario + option) + 0.4 x lexical share.
+OWN_SHARE = 0.3
+LEX_WEIGHT = 0.4
+SAME_SCENARIO = 0.5  # passage-vs-scenario (relative, 4th power) above which a write-up counts
+SAME_PROMPT = 0.7  # ... or whose own exam prompt resembles the question this much
+SETTLE_LEAD = 0.1  # the best option must lead the second by this ...
+SETTLE_COS = 0.6  # ... and its clause must resemble the scenario + option this much
+BACKS_COS = 0.55  # "backs" (and "fits") need this cosine; a contradiction needs CONTRA_COS
+CONTRA_COS = 0.5
+HIGH_LEAD = 0.2
+NAMES_COS = 0.6  # a line this close to the option's own text is about it, whatever its words
+Label = Literal["backs", "contradicts", "silent"]
 Confidence = Literal["high", "medium", "low", "none"]
 
 
+class Reason(BaseModel):
+    """One cited sentence of the explanation: what is said and the note line it rests on."""
+
+    text: str
+    quote: str = ""
+    citation: int | None = None
+
+    def render(self) -> str:
+        return f"{self.text} [{self.citation}]" if self.citation else self.text
+
+
 class Sections(BaseModel):
-    key_requirement: str = ""
-    why_chosen_falls_short: str = ""
-    why_correct_fits: str = ""
-    key_points: list[str] = Field(default_factory=list)
+    """What the app renders, in order."""
+
+    requirement: str = ""
+    verdict: str = ""
+    chosen_fails: list[Reason] = Field(default_factory=list)
+    correct_fits: list[Reason] = Field(default_factory=list)
+    key_points: list[Reason] = Field(default_factory=list)
 
 
 class OptionEvidence(BaseModel):
-    """What the notes say about one option (the labelled evidence of the extractive mode)."""
+    """What the notes say about one option *for this question's requirement*."""
 
     letter: str
     text: str
-    score: float
-    supported_by: str = ""
-    ruled_out_by: str = ""
+    label: Label = "silent"
+    quote: str = ""
+    citation: int | None = None
+    score: float = 0.0
 
 
 class Explanation(BaseModel):
@@ -105,10 +137,8 @@ def parse_options(text: str) -> tuple[str, dict[str, str]]:
 
 def key_requirement(stem: str) -> str:
     """The scenario's constraint sentences (the ones with must/without/least...)."""
-    sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", stem) if s.strip()]
-    picked = [s for s in sentences if _REQUIREMENT.search(s)]
-    if not picked and sentences:
-        picked = sentences[-1:]
+    found = sentences(stem)
+    picked = [s for s in found if _REQUIREMENT.search(s)] or found[-1:]
     return " ".join(picked[-2:])
 
 
@@ -122,8 +152,38 @@ def _letter(value: str | None, options: dict[str, str], what: str) -> str | None
     return letter
 
 
+def _scenario_text(hit: Hit) -> str:
+    """The exam prompt a passage states (quoted or "prompt:" lines), if any."""
+    lines = [strip_markup(raw.strip().lstrip(">").strip()) for raw in hit.chunk.text.split("\n")
+             if raw.lstrip().startswith(">") or SCENARIO_LINE.match(raw.strip().lstrip("-*_ "))]
+    return " ".join(line for line in lines if len(line) > 40)
+
+
+def _section(hit: Hit) -> tuple[str, str]:
+    """The top-level section a passage belongs to (a prompt and its solution may be split
+    over neighbouring chunks of one section)."""
+    return hit.chunk.file, (hit.chunk.heading or "").split(" > ")[0]
+
+
+def _short(option: str, words: int = 12) -> str:
+    parts = option.rstrip(".").split()
+    return " ".join(parts[:words]) + ("…" if len(parts) > words else "")
+
+
+@dataclass
+class _Scored:
+    """The clause pool of one question with the per-option scores the decision uses."""
+
+    clauses: list[Clause]
+    usable: np.ndarray  # may be used as evidence for this question
+    support: np.ndarray  # clauses x options: score where the clause backs that option, else -inf
+    against: np.ndarray  # clauses x options: score where the clause limits that option
+    named: np.ndarray  # clauses x options: score where the clause names it (maybe with others)
+    cos: np.ndarray  # clauses x options: cos(clause, scenario + option)
+
+
 class Explainer:
-    """Builds explanations with the tutor's retrieval (and its generator, when it has one)."""
+    """Builds explanations with the tutor's retrieval (and its generator, when configured)."""
 
     def __init__(self, tutor, per_option_k: int = 4, scenario_k: int = 6):
         self.tutor = tutor
@@ -145,49 +205,84 @@ class Explainer:
                     pool[hit.id] = hit
         return list(pool.values())
 
-    def judge(self, stem: str, options: dict[str, str], hits: list[Hit]
-              ) -> tuple[list[Clause], dict[str, Verdict]]:
-        clauses = clauses_of(hits)
-        if not clauses:
-            return clauses, {}
-        cvecs = self.vectors.encode([c.text for c in clauses])
+    def score(self, stem: str, options: dict[str, str], hits: list[Hit]) -> _Scored:
+        clauses = [c for c in clauses_of(hits) if not c.scenario]
+        keys = list(options)
+        n = len(clauses)
+        if not n:
+            empty = np.zeros((0, len(keys)))
+            return _Scored([], np.zeros(0, bool), empty, empty, empty, empty)
+        cvecs = self.vectors.encode([c.context for c in clauses])
         svec = self.vectors.encode([stem])[0]
-        relevance = np.clip(cvecs @ svec, 0.0, 1.0)
-        weights = (0.5 + relevance) * (0.5 + 0.5 * self._passage_weight(svec, hits, clauses))
-        distinct = distinctive_terms(options)
-        ovecs = self.vectors.encode(list(options.values()))
-        verdicts = verdicts_for(distinct, ovecs, clauses, cvecs, relevance, weights)
-        return clauses, verdicts
-
-    def _passage_weight(self, svec: np.ndarray, hits: list[Hit], clauses: list[Clause]
-                        ) -> np.ndarray:
-        """How much each clause's passage is *about this scenario*, 1.0 for the closest one.
-
-        A general fact that merely names an option often sits in a passage about something
-        else, while the explanation of this very scenario sits in a passage whose whole text
-        resembles the question. Relative to the best passage in the pool and sharpened (4th
-        power); ``judge`` maps it to a factor in [0.5, 1], so a fact far from the scenario
-        keeps half its weight (dev set: settled-accuracy 13/20 -> 15/20 on its own).
-        """
+        claims = self.vectors.encode([f"{stem} {options[k]}" for k in keys])
+        cos = cvecs @ claims.T
+        about = cvecs @ self.vectors.encode([options[k] for k in keys]).T
         pvecs = self.vectors.encode([h.chunk.text for h in hits])
         prel = np.clip(pvecs @ svec, 0.01, 1.0)
-        ratio = (prel / prel.max()) ** PASSAGE_POWER
-        return np.array([ratio[c.hit_index] for c in clauses])
+        same = (prel / prel.max()) ** 4 >= SAME_SCENARIO
+        prompts = [_scenario_text(h) for h in hits]
+        asked = [i for i, p in enumerate(prompts) if p]
+        if asked:  # a section that states this very scenario (its prompt) is about it
+            sims = self.vectors.encode([prompts[i] for i in asked]) @ svec
+            sections = {_section(hits[i]) for i, sim in zip(asked, sims) if sim >= SAME_PROMPT}
+            same |= np.array([_section(h) in sections for h in hits])
+        usable = np.array([not c.bound or same[c.hit_index] for c in clauses])
+        lexical = self._lexical(stem, options, clauses)
+        distinct = distinctive_terms(options)
+        df: dict[str, int] = {}
+        for c in clauses:
+            for t in c.pos_terms | c.neg_terms:
+                df[t] = df.get(t, 0) + 1
+        pos = np.zeros((n, len(keys)))
+        neg = np.zeros((n, len(keys)))
+        for j, k in enumerate(keys):
+            idf = {t: math.log(1 + n / (1 + df.get(t, 0))) for t in distinct[k]}
+            total = sum(idf.values()) or 1.0
+            for i, c in enumerate(clauses):
+                pos[i, j] = sum(w for t, w in idf.items() if t in c.pos_terms) / total
+                neg[i, j] = sum(w for t, w in idf.items() if t in c.neg_terms) / total
+        value = cos + LEX_WEIGHT * lexical[:, None]
+        support = np.full((n, len(keys)), -np.inf)
+        against = np.full((n, len(keys)), -np.inf)
+        named_any = np.full((n, len(keys)), -np.inf)
+        limits = np.array([bool(LIMIT.search(c.text)) or is_negative(c.text) for c in clauses])
+        for j in range(len(keys)):
+            others = [x for x in range(len(keys)) if x != j]
+            alone = pos[:, others].max(axis=1) < OWN_SHARE if others else np.ones(n, bool)
+            backs = usable & (pos[:, j] >= OWN_SHARE) & alone
+            support[backs, j] = value[backs, j]
+            stated = usable & ((pos[:, j] >= OWN_SHARE / 2) | (about[:, j] >= NAMES_COS))
+            named_any[stated, j] = value[stated, j] + 0.5 * pos[stated, j]
+            named = (np.maximum(pos[:, j], neg[:, j]) >= OWN_SHARE) | (about[:, j] >= NAMES_COS)
+            limited = usable & ((neg[:, j] >= OWN_SHARE) | (named & limits))
+            against[limited, j] = value[limited, j]
+        return _Scored(clauses, usable, support, against, named_any, cos)
+
+    def _lexical(self, stem: str, options: dict[str, str], clauses: list[Clause]) -> np.ndarray:
+        """IDF-weighted share of the scenario's own terms (not the options') in each clause."""
+        index = self.search.index
+        df, total_docs = index.term_df(), max(len(index.chunks()), 1)
+        wanted = stems(stem) - set().union(*(stems(o) for o in options.values()))
+        weights = {t: math.log(1 + total_docs / (1 + df.get(t, 0))) for t in wanted}
+        total = sum(weights.values()) or 1.0
+        return np.array([sum(w for t, w in weights.items() if t in stems(c.context)) / total
+                         for c in clauses])
 
     @staticmethod
-    def decide(verdicts: dict[str, Verdict]) -> tuple[str | None, float, Confidence]:
-        """Best net score wins when it leads by a clear margin; else the notes can't decide."""
-        if not verdicts:
-            return None, 0.0, "none"
-        ranked = sorted(verdicts, key=lambda k: verdicts[k].net, reverse=True)
-        top = verdicts[ranked[0]].net
-        second = verdicts[ranked[1]].net if len(ranked) > 1 else 0.0
-        margin = top - second
-        if margin >= HIGH_MARGIN:
-            return ranked[0], margin, "high"
-        if margin >= SETTLE_MARGIN:
-            return ranked[0], margin, "medium"
-        return None, margin, "none"
+    def decide(scored: _Scored, keys: list[str]) -> tuple[str | None, Confidence]:
+        """The best-backed option when it leads clearly and its clause fits the scenario."""
+        if not scored.clauses or len(keys) < 2:
+            return None, "none"
+        best = scored.support.max(axis=0)
+        best = np.where(np.isfinite(best), best, 0.0)
+        order = np.argsort(-best)
+        top, second = order[0], order[1]
+        lead = best[top] - best[second]
+        at = int(np.argmax(scored.support[:, top]))
+        if lead >= SETTLE_LEAD and np.isfinite(scored.support[at, top]) \
+                and scored.cos[at, top] >= SETTLE_COS:
+            return keys[top], "high" if lead >= HIGH_LEAD else "medium"
+        return None, "none"
 
     # --- public API -----------------------------------------------------------------------
     def explain(self, question: str, chosen: str, correct: str | None = None,
@@ -196,7 +291,8 @@ class Explainer:
         if not question:
             raise InputError("The exam question is empty.")
         stem, parsed = parse_options(question)
-        options = {k.upper(): v for k, v in (options or parsed).items()}
+        options = {str(k).strip().upper(): str(v).strip() for k, v in (options or parsed).items()
+                   if str(v).strip()}
         if len(options) < 2:
             raise InputError(
                 "Give the answer options: lines like 'A. ...' inside the question, or --options.")
@@ -206,203 +302,263 @@ class Explainer:
             raise InputError("Say which option you chose (e.g. --chosen B).")
         correct_l = _letter(correct, options, "correct")
         hits = self.gather(stem, options)
-        clauses, verdicts = self.judge(stem, options, hits)
-        decided, margin, confidence = self.decide(verdicts)
-        if correct_l:
-            agrees = decided == correct_l
-            confidence = confidence if agrees else ("low" if verdicts else "none")
+        scored = self.score(stem, options, hits)
+        keys = list(options)
+        decided, confidence = self.decide(scored, keys)
         best_rel = max((h.dense for h in hits), default=0.0)
-        abstained = not clauses or best_rel < self.tutor.settings.abstain_threshold
+        abstained = (not scored.clauses or best_rel < self.tutor.settings.abstain_threshold
+                     or not np.isfinite(scored.named).any())  # no line names any option
+        if correct_l:
+            confidence = confidence if decided == correct_l else "low"
         result = Explanation(
-            question=stem, options=options, chosen=chosen_l,
-            correct=correct_l or decided, correct_given=bool(correct_l),
-            settled=bool(correct_l or decided) and not abstained,
-            confidence="none" if abstained else confidence, abstained=abstained,
-        )
+            question=stem, options=options, chosen=chosen_l, correct=correct_l or decided,
+            correct_given=bool(correct_l), settled=bool(correct_l or decided) and not abstained,
+            confidence="none" if abstained else confidence, abstained=abstained)
         if abstained:
             result.correct = correct_l
+            result.confidence = "none"
             result.explanation = (
                 "Your notes don't cover this scenario, so they can't explain the answer.")
             return result
-        result = self._write(result, stem, hits, clauses, verdicts)
-        return self._rewrite(result)
+        result = _Writer(result, stem, hits, scored, keys).write()
+        return self._generate(result)
 
-    def _rewrite(self, result: Explanation) -> Explanation:
-        """With a generator, reword the extractive draft; keep the draft on any failure.
+    # --- a configured generator rewrites the chosen evidence --------------------------------
+    def _generate(self, result: Explanation) -> Explanation:
+        """With Ollama/OpenAI configured, the model writes the prose from the cited lines.
 
-        The model sees only the cited passages and the draft, must keep the section titles
-        and may cite only the existing numbers, so the decision and grounding stay the same.
-        """
-        model = getattr(self.tutor, "generator", None)
-        if model is None or not result.citations:
+        Every generated sentence must cite one of those lines and pass the support check
+        (``rag.verify``) against the lines it cites; otherwise the rules' text stays."""
+        if self.tutor.backend not in ("ollama", "openai") or not result.citations:
             return result
-        sources = "\n\n".join(f"[{c.n}] {c.passage.text}" for c in result.citations)
+        quotes = _cited_quotes(result)
+        if not quotes:
+            return result
+        numbered = "\n".join(f"[{n}] {q}" for n, q in sorted(quotes.items()))
+        correct = (f"{result.correct}. {result.options[result.correct]}"
+                   if result.correct else "not decided by the notes")
         prompt = (
-            "Rewrite this explanation of a wrong exam answer for a student. Keep the section "
-            "titles, keep every fact and its [n] citation, use only the numbered sources, and "
-            f"do not change which option is correct.\n\nSources:\n{sources}\n\n"
-            f"Question: {result.question}\nOptions: {json.dumps(result.options)}\n\n"
-            f"Draft:\n{result.explanation}")
+            "A student answered an exam question. Using ONLY the numbered note lines, write 3 "
+            "to 5 short sentences: why the chosen option fails and why the correct option "
+            "fits. End every sentence with the [n] of the note line it uses. Add no facts.\n\n"
+            f"Question: {result.question}\nChosen: {result.chosen}. "
+            f"{result.options[result.chosen]}\nCorrect: {correct}\n\nNote lines:\n{numbered}")
         try:
-            reply = model.invoke(prompt)
-            text = str(getattr(reply, "content", reply)).strip()
-        except Exception as exc:  # a generator that is down must not break explain
-            log.warning("Generator unavailable for explain (%s); using the extractive text.",
-                        exc)
+            reply = self.tutor.chat_model().invoke(prompt)
+        except StudyragError as exc:  # a generator that is down must not break explain
+            log.warning("Generator unavailable for explain (%s); using the rules' text.", exc)
             return result
-        cited = set(parse_citations(text))
-        valid = {c.n for c in result.citations}
-        if not text or not cited or not cited <= valid or "Key points" not in text:
+        text = str(getattr(reply, "content", reply)).strip()
+        written = parse_sentences(text)
+        if not written:
             return result
-        return result.model_copy(update={"explanation": text, "backend": "generated"})
+        verifier = self.tutor.verifier
+        for sentence in written:
+            cited = [quotes[n] for n in sentence.citations if n in quotes]
+            if not cited or len(cited) < len(sentence.citations) or not verifier.check(
+                    strip_citations(sentence.text), cited).supported:
+                log.info("Generated explanation rejected at: %s", sentence.text)
+                return result
+        prose = " ".join(f"{s.text} {''.join(f'[{n}]' for n in s.citations)}"
+                         for s in written)
+        return result.model_copy(update={
+            "explanation": f"{prose}\n\n{result.explanation}", "backend": "generated"})
 
-    # --- writing --------------------------------------------------------------------------
-    def _write(self, result: Explanation, stem: str, hits: list[Hit],
-               clauses: list[Clause], verdicts: dict[str, Verdict]) -> Explanation:
-        """Extractive text: sections of note clauses, each cited; then the labelled evidence."""
-        passages = [h.passage() for h in hits]
-        chosen, correct = result.chosen, result.correct
-        opts = result.options
-        used: set[str] = set()
 
-        def cite(clause: Clause | None) -> Sentence | None:
-            if clause is None:
-                return None
-            used.add(clause.text)
-            return Sentence(text=_finish(clause.text), citations=[clause.hit_index + 1])
+def _cited_quotes(result: Explanation) -> dict[int, str]:
+    """[n] -> the note lines the explanation cites with n (what a generator may use)."""
+    out: dict[int, list[str]] = {}
+    s = result.sections
+    for reason in s.chosen_fails + s.correct_fits + s.key_points:
+        if reason.citation and reason.quote:
+            out.setdefault(reason.citation, []).append(reason.quote)
+    for ev in result.evidence:
+        if ev.citation and ev.quote and ev.label != "silent":
+            out.setdefault(ev.citation, []).append(ev.quote)
+    return {n: " ".join(dict.fromkeys(q)) for n, q in out.items()}
 
-        blocks: list[tuple[str, list[Sentence]]] = []
-        requirement = key_requirement(stem)
-        scenario = self._scenario_clause(stem, clauses)
-        blocks.append(("What the scenario asks", [
-            Sentence(text=f"Key requirement: {requirement}", citations=[]),
-            *([s] if (s := cite(scenario)) else [])]))
 
-        v = verdicts.get(chosen)
-        short: list[Sentence] = []
-        if chosen == correct:
-            short.append(Sentence(text=f"{chosen} is the option your notes support.",
-                                  citations=[]))
-        elif v and v.refute and v.refute.score >= REFUTE_CITE:
-            short.append(Sentence(text=f"You chose {chosen} ({opts[chosen]}).", citations=[]))
-            short.append(cite(v.refute.clause))
-            more = next((m for m in v.refutes[1:] if m.clause.text not in used
-                         and m.score >= REFUTE_CITE), None)
-            if more:  # a second, different reason the notes give
-                short.append(cite(more.clause))
-        else:
-            short.append(Sentence(
-                text=f"You chose {chosen} ({opts[chosen]}); your notes do not back it for this"
-                     " requirement.", citations=[]))
-            if v and v.support and v.support.score >= 0.35:
-                short.append(Sentence(
-                    text=f"The closest note about it: {_finish(v.support.clause.text)}",
-                    citations=[v.support.clause.hit_index + 1]))
-                used.add(v.support.clause.text)
-        blocks.append((f"Why {chosen} falls short", short))
+class _Writer:
+    """The rules' explanation: picks the lines, numbers the citations, writes the text."""
 
-        fits: list[Sentence] = []
+    def __init__(self, result: Explanation, stem: str, hits: list[Hit], scored: _Scored,
+                 keys: list[str]):
+        self.r = result
+        self.stem = stem
+        self.hits = hits
+        self.s = scored
+        self.keys = keys
+        self.cited: dict[int, int] = {}  # hit index -> citation number
+        self.used: set[int] = set()  # clause indexes already shown
+        self.fits_at: int | None = None  # the line that says why the correct option fits
+
+    def cite(self, i: int) -> int:
+        hit = self.s.clauses[i].hit_index
+        return self.cited.setdefault(hit, len(self.cited) + 1)
+
+    def reason(self, i: int, text: str | None = None) -> Reason:
+        self.used.add(i)
+        clause = self.s.clauses[i]
+        return Reason(text=text or self.says(i), quote=clause.shown, citation=self.cite(i))
+
+    def says(self, i: int) -> str:
+        """A note line as a sentence; a line the notes wrote about one particular question is
+        introduced as such, never as general reasoning."""
+        clause = self.s.clauses[i]
+        if clause.bound:
+            return f"Your notes' write-up of a similar question says: {_finish(clause.text)}"
+        return _finish(clause.shown)
+
+    def _shown(self, i: int) -> bool:
+        """Lines that may be shown: never the notes' second-person write-up of a choice."""
+        return i not in self.used and not YOUR_CHOICE.search(self.s.clauses[i].text)
+
+    def best(self, matrix: np.ndarray, letter: str, floor: float, fresh: bool = True
+             ) -> int | None:
+        j = self.keys.index(letter)
+        col = matrix[:, j]
+        ranked = [int(i) for i in np.argsort(-col) if np.isfinite(col[i])
+                  and (self._shown(i) or not fresh and i in self.used)]
+        ranked = [i for i in ranked if self.s.cos[i, j] >= floor]
+        return ranked[0] if ranked else None
+
+    def write(self) -> Explanation:
+        r, opts = self.r, self.r.options
+        chosen, correct = r.chosen, r.correct
+        sec = Sections(requirement=key_requirement(self.stem))
         if correct is None:
-            fits.append(Sentence(
-                text="Your notes can't settle which option is correct; check the evidence "
-                     "below against the requirement.", citations=[]))
+            sec.verdict = ("Your notes don't decide which option is correct; the evidence for "
+                           "each option is below.")
         else:
-            how = ("the option you gave as correct" if result.correct_given else
-                   f"decided from your notes, {result.confidence} confidence")
-            fits.append(Sentence(text=f"{correct} ({opts[correct]}) is {how}.", citations=[]))
-            cv = verdicts.get(correct)
-            if cv and cv.support:
-                fits.append(cite(cv.support.clause))
-            if correct != chosen:
-                extra = self._second_support(correct, cv, clauses, used)
-                if extra:
-                    fits.append(cite(extra))
-        blocks.append((f"Why {correct} fits" if correct else "Which option fits", fits))
+            how = ("the answer key you gave" if r.correct_given
+                   else f"decided from your notes, {r.confidence} confidence")
+            sec.verdict = f"The correct answer is {correct} ({_short(opts[correct])}): {how}."
 
-        points = self._key_points(stem, clauses, used,
-                                  [opts[k] for k in (chosen, correct) if k])
-        blocks.append(("Key points to remember", [cite(c) for c in points]))
-
-        labelled = []
-        for letter, text in opts.items():
-            ev = verdicts.get(letter)
-            if ev is None:
-                continue
-            best = ev.refute if (ev.refute and (not ev.support or
-                                               ev.refute.score > ev.support.score)) else ev.support
-            if best is None:
-                continue
-            tag = "ruled out" if best is ev.refute else "supported"
-            labelled.append(Sentence(
-                text=f"{letter} ({tag}): {_finish(best.clause.text)}",
-                citations=[best.clause.hit_index + 1]))
-        blocks.append(("Evidence for each option", labelled))
-
-        flat = [s for _, group in blocks for s in group if s is not None]
-        renumbered, citations = renumber(flat, passages)
-        it = iter(renumbered)
-        lines: list[str] = []
-        sections = Sections()
-        for title, group in blocks:
-            group = [next(it) for s in group if s is not None]
-            if not group:
-                continue
-            if title.startswith("Key points"):
-                body = "\n".join(f"- {render([s])}" for s in group)
-                sections.key_points = [render([s]) for s in group]
-            elif title.startswith("Evidence"):
-                body = "\n".join(f"- {render([s])}" for s in group)
-            else:
-                body = render(group)
-                if title.startswith("What"):
-                    sections.key_requirement = body
-                elif title.startswith("Why") and "falls short" in title:
-                    sections.why_chosen_falls_short = body
+        wrong = correct is not None and chosen != correct
+        if chosen == correct:
+            sec.chosen_fails = [Reason(text=f"Your answer {chosen} is the correct one.")]
+        else:
+            i = self.best(self.s.against, chosen, CONTRA_COS)
+            if i is not None:
+                sec.chosen_fails.append(self.reason(
+                    i, f"{chosen} ({_short(opts[chosen])}) falls short. {self.says(i)}"))
+            elif wrong:
+                j = self.best(self.s.support, chosen, BACKS_COS)
+                if j is not None:
+                    sec.chosen_fails.append(self.reason(
+                        j, f"Your notes link {chosen} ({_short(opts[chosen])}) only with "
+                           f"this, which is not what the question asks for. {self.says(j)}"))
                 else:
-                    sections.why_correct_fits = body
-            lines.append(f"{title}:\n{body}")
-        result.sections = sections
-        result.citations = citations
-        result.evidence = [
-            OptionEvidence(letter=k, text=opts[k], score=round(v.net, 4),
-                           supported_by=v.support.clause.text if v.support else "",
-                           ruled_out_by=v.refute.clause.text if v.refute else "")
-            for k, v in verdicts.items()]
-        result.explanation = "\n\n".join(lines)
-        return result
+                    sec.chosen_fails.append(Reason(
+                        text=f"Your notes say nothing that links {chosen} "
+                             f"({_short(opts[chosen])}) to this requirement."))
+            else:
+                sec.chosen_fails.append(Reason(
+                    text=f"Your notes don't show that {chosen} ({_short(opts[chosen])}) fails "
+                         "this requirement."))
 
-    def _scenario_clause(self, stem: str, clauses: list[Clause]) -> Clause | None:
-        if not clauses:
-            return None
-        vecs = self.vectors.encode([c.text for c in clauses])
-        sims = vecs @ self.vectors.encode([stem])[0]
-        best = int(np.argmax(sims))
-        return clauses[best] if sims[best] >= 0.35 else None
+        if correct is not None:
+            i = self.best(self.s.named, correct, BACKS_COS)
+            if i is not None:
+                sec.correct_fits.append(self.reason(
+                    i, f"{correct} ({_short(opts[correct])}) fits. {self.says(i)}"))
+                self.fits_at = i
+                more = self._same_passage(i, correct)
+                more = more if more is not None else self.best(self.s.named, correct, BACKS_COS)
+                if more is not None:
+                    sec.correct_fits.append(self.reason(more))
+            else:
+                sec.correct_fits.append(Reason(
+                    text=f"Your notes have no line that names {correct} for this requirement."))
 
-    def _second_support(self, letter: str, v: Verdict | None, clauses: list[Clause],
-                        used: set[str]) -> Clause | None:
-        """Another positive clause from the same passage as the best support."""
-        if not v or not v.support:
-            return None
-        anchor = v.support.clause
-        same = [c for c in clauses if c.hit_index == anchor.hit_index and c.text not in used
-                and c.polarity >= 0 and c is not anchor]
-        return min(same, key=lambda c: abs(c.line - anchor.line), default=None)
+        r.evidence = self._evidence()
+        sec.key_points = self._key_points([k for k in (chosen, correct) if k])
+        r.sections = sec
+        passages = [self.hits[h].passage() for h in self.cited]
+        r.citations = [Citation(n=n, passage=p) for n, p in zip(self.cited.values(), passages)]
+        r.explanation = render_text(r)
+        return r
 
-    def _key_points(self, stem: str, clauses: list[Clause], used: set[str],
-                    options: list[str]) -> list[Clause]:
-        """2–4 clauses most relevant to the scenario with the chosen/correct option, unused."""
-        left = [c for c in clauses if c.text not in used]
-        if not left:
-            return []
-        vecs = self.vectors.encode([c.text for c in left])
-        queries = self.vectors.encode([stem] + [f"{stem} {o}" for o in options])
-        scores = (vecs @ queries.T).max(axis=1)
-        picked: list[int] = []
-        for i in np.argsort(-scores):
-            if len(picked) == 4 or scores[i] < 0.3:
-                break
-            if any(float(vecs[i] @ vecs[j]) > 0.8 for j in picked):
+    def _same_passage(self, anchor: int, letter: str) -> int | None:
+        """A second backing line for the correct option from the same passage, if any."""
+        j = self.keys.index(letter)
+        hit = self.s.clauses[anchor].hit_index
+        near = [i for i in range(len(self.s.clauses)) if self.s.clauses[i].hit_index == hit
+                and self._shown(i) and np.isfinite(self.s.support[i, j])
+                and self.s.cos[i, j] >= BACKS_COS]
+        return max(near, key=lambda i: self.s.support[i, j], default=None)
+
+    def _evidence(self) -> list[OptionEvidence]:
+        """Per option: backs (a line names it for this requirement), contradicts (a line
+        states its limit), or silent. The correct option (given or decided) is backed by the
+        line that says why it fits, and is never "contradicts"; an option it rules wrong is
+        never "backs"."""
+        out = []
+        for j, letter in enumerate(self.keys):
+            text = self.r.options[letter]
+            correct = letter == self.r.correct
+            wrong = self.r.correct is not None and not correct
+            against = self.best(self.s.against, letter, CONTRA_COS, fresh=False)
+            backs = self.best(self.s.support, letter, BACKS_COS, fresh=False)
+            if correct and self.fits_at is not None:
+                i, label = self.fits_at, "backs"
+            elif against is not None and not correct and (
+                    backs is None or wrong or self.s.against[against, j]
+                    >= self.s.support[backs, j]):
+                i, label = against, "contradicts"
+            elif backs is not None and not wrong:
+                i, label = backs, "backs"
+            else:
+                out.append(OptionEvidence(letter=letter, text=text))
                 continue
-            picked.append(int(i))
-        return [left[i] for i in picked]
+            clause = self.s.clauses[i]
+            out.append(OptionEvidence(letter=letter, text=text, label=label,
+                                      quote=clause.shown, citation=self.cite(i),
+                                      score=round(float(self.s.cos[i, j]), 4)))
+        return out
+
+    def _key_points(self, letters: list[str], limit: int = 4) -> list[Reason]:
+        """Lines most relevant to the scenario with the chosen or correct option, unused."""
+        js = [self.keys.index(k) for k in dict.fromkeys(letters)]
+        value = self.s.cos[:, js].max(axis=1)
+        picked: list[Reason] = []
+        vecs: list[np.ndarray] = []
+        for i in np.argsort(-value):
+            i = int(i)
+            if len(picked) == limit or value[i] < 0.4:
+                break
+            clause = self.s.clauses[i]
+            if not self._shown(i) or not self.s.usable[i] or len(content_terms(clause.text)) < 4:
+                continue
+            vec = self.s.cos[i]
+            if any(float(np.abs(vec - v).max()) < 0.02 for v in vecs):
+                continue  # the same fact in other words
+            vecs.append(vec)
+            picked.append(self.reason(i))
+        return picked
+
+
+def render_text(r: Explanation) -> str:
+    """The plain-text form of the sections (CLI, JSON ``explanation``, must-fact checks)."""
+    s = r.sections
+    blocks = [("What the question asks", [f"Key requirement: {s.requirement}"]),
+              ("Verdict", [s.verdict])]
+    if r.correct != r.chosen or r.correct is None:
+        blocks.append((f"Why {r.chosen} falls short", [x.render() for x in s.chosen_fails]))
+    if r.correct:
+        blocks.append((f"Why {r.correct} fits", [x.render() for x in s.correct_fits]))
+    names = {"backs": "backs this requirement", "contradicts": "contradicts it",
+             "silent": "notes silent"}
+    blocks.append(("Evidence for each option", [
+        f"- {e.letter} ({names[e.label]})" + (f": {_finish(e.quote)} [{e.citation}]"
+                                               if e.quote else "") for e in r.evidence]))
+    if s.key_points:
+        blocks.append(("Key points to remember", [f"- {x.render()}" for x in s.key_points]))
+    out = []
+    for title, lines in blocks:
+        lines = [line for line in lines if line]
+        if lines:
+            joiner = "\n" if lines[0].startswith("- ") else " "
+            out.append(f"{title}:\n{joiner.join(lines)}")
+    return "\n\n".join(out)
+

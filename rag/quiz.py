@@ -1,13 +1,21 @@
-"""Practice questions from the notes: harvested, cloze and which-service items (or generated
-ones when a generator is available), each validated against its cited passage before use.
+"""Practice questions from the notes, on any topic phrase, each validated before it is shown.
 
-The notes already contain exam prompts with solutions (``exam-scenarios.md``), a Q&A section
-whose bullets say which answer is right and why the others are wrong, and "chosen vs. correct
-solution" write-ups. Those are harvested as they are; fact bullets become cloze or
-which-service questions whose distractors are sibling services that also occur in the notes.
-Validation (``validate``) reuses the polarity-aware evidence scoring of ``rag.evidence``: the
-answer must be supported by the passage, no distractor may be, options must be distinct and
-the question must not near-duplicate an earlier one.
+Nothing here knows the subject. What a question needs is learned from the indexed notes
+(:class:`Vocabulary`): the names the notes use (capitalised terms and acronyms they repeat
+mid-sentence, and their section headings), aliases ("Amazon X" = "X", "Name (ABBR)"), and
+families of alternatives (names listed side by side, sibling headings). A topic phrase is
+retrieved like a question; the questions come from the lines of those passages:
+
+* ``which-fits``: a line about one name ("X can run up to 15 minutes") becomes "Which of these
+  can run up to 15 minutes?" with that name right and siblings from its family that the notes
+  describe differently as distractors;
+* ``true-statement``: a line with a number or limit; the distractors change the number to other
+  values the notes use with the same unit;
+* ``harvested``: the notes' own exam scenarios (a prompt line followed by a solution line).
+
+:class:`Validator` checks each one against its passage before use: one option supported, no
+distractor the notes also state, the stem does not name the answer, no near-duplicate. With a
+configured generator, questions come as structured output and go through the same validator.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import hashlib
 import logging
 import random
 import re
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -24,53 +33,41 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from rag.errors import InputError, StudyragError
-from rag.evidence import NEGATIVE, VectorCache, clauses_of, stems
-from rag.extractive import _finish, content_terms, split_units, strip_markup
-from rag.models import Chunk, Passage
-from rag.retrieval import Hit
+from rag.evidence import NEGATIVE, VectorCache, clauses_of, heading_at, stems
+from rag.extractive import _finish, lead_of, split_units
+from rag.models import Chunk, Hit, Passage
+from rag.text import STOP, content_terms, sentences, strip_markup, unknown_names
 
 log = logging.getLogger(__name__)
-Source = Literal["harvested", "cloze", "which-service", "generated"]
-BLANK = "_____"
+Source = Literal["harvested", "which-fits", "true-statement", "generated"]
 SUPPORT_MIN = 0.72
 DISTRACTOR_MAX = 0.72
-DUPLICATE_COS = 0.9
-GENERIC_HEADINGS = re.compile(
-    r"^(understanding|analyzing|why|key points|conclusion|correct solution|comparison|"
-    r"example|importance|factors|alternatives|choosing|migrating|easy-to|cross-region|"
-    r"database connection|aws lambda function structure|mysqldump|aurora mysql and|"
-    r"multi-az failover|amazon aurora global|cloudfront for direct|alb for routing|"
-    r"questions|resources|concepting|metadata|q&a)", re.IGNORECASE)
-
-# Sibling services by family: distractors come from the correct answer's family, and only
-# names that occur in the student's notes are used.
-SERVICE_FAMILIES: dict[str, list[str]] = {
-    "storage": ["S3", "EBS", "EFS", "FSx", "Glacier", "Instance Store", "Storage Gateway",
-                "Snowball", "DataSync"],
-    "compute": ["EC2", "Lambda", "Fargate", "ECS", "EKS", "Elastic Beanstalk", "Batch",
-                "Lightsail"],
-    "database": ["RDS", "Aurora", "DynamoDB", "Redshift", "ElastiCache", "DAX", "Neptune",
-                 "DocumentDB", "Athena", "Glue"],
-    "messaging": ["SQS", "SNS", "Kinesis", "Amazon MQ", "EventBridge", "Step Functions",
-                  "CloudWatch Events"],
-    "networking": ["CloudFront", "Route 53", "Global Accelerator", "Direct Connect",
-                   "Transit Gateway", "NAT Gateway", "Internet Gateway", "VPC Endpoint",
-                   "VPC Peering", "Site-to-Site VPN", "Network Load Balancer",
-                   "Application Load Balancer", "Classic Load Balancer", "Gateway Load Balancer"],
-    "security": ["IAM", "KMS", "CloudHSM", "Secrets Manager", "Parameter Store", "WAF",
-                 "Shield", "Firewall Manager", "GuardDuty", "Inspector", "Cognito", "STS",
-                 "ACM", "Security Hub", "Macie", "Organizations", "SCP"],
-    "operations": ["CloudWatch", "CloudTrail", "Config", "Systems Manager", "CloudFormation",
-                   "Trusted Advisor", "OpsWorks", "X-Ray", "CodeDeploy", "CodeBuild"],
-}
-
-
-def _service_pattern(name: str) -> re.Pattern:
-    return re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])", re.IGNORECASE)
-
-
-_SERVICES = {name: _service_pattern(name) for fam in SERVICE_FAMILIES.values() for name in fam}
-_FAMILY = {name: fam for fam, names in SERVICE_FAMILIES.items() for name in names}
+DUPLICATE_COS = 0.88
+SAME_AS_ANSWER = 0.8  # a distractor whose own note line says this much the same is not wrong
+TOPIC_MIN = 0.35
+KIND_MIN = 0.35  # mean-line-vector similarity of two names that are alternatives of one kind
+_LISTED = re.compile(r"^\s*(?:,|;|/|&|and|or|vs\.?|versus|,\s*and|,\s*or|\bnor)\s*$",
+                     re.IGNORECASE)  # a source line must be this close to the topic phrase (or name its terms)
+_GENERIC_HEADING = re.compile(
+    r"^(understanding|analy[sz]ing|why|key points|conclusion|correct solution|comparison|"
+    r"example|importance|factors|alternatives|choosing|questions|resources|table of contents|"
+    r"summary|introduction|overview|notes?|extra notes)\b", re.IGNORECASE)
+_TERM = re.compile(r"(?<![\w@/-])(?:[A-Z][\w@/+-]*[A-Za-z0-9+]|[A-Z])"
+                   r"(?:[ ](?:[A-Z][\w@/+-]*[A-Za-z0-9]|\d{1,4}\b))*")
+_ABBR = re.compile(r"([A-Z][\w@/+-]*(?:[ -][A-Z][\w@/+-]*)*)\s+\(([A-Z][A-Za-z0-9]{1,7})\)")
+_BULLET_MARK = "-*+>•○§◊®}□▪◦· \t"
+_NUMBER = re.compile(r"(?<![\w./,])(\d{1,5}(?:\.\d{1,2})?)(?![\d,.]\d)(\s?)([A-Za-z]{1,12}\b)?")
+# A line that points at its surroundings ("this way", "the above", "now let's") cannot stand
+# alone as a question.
+_DEICTIC = re.compile(r"\b(this|that|these|those|it|they|them|above|below|before|previous|"
+                      r"following|here|now|same|such|latter|former|let's|we|our|us)\b",
+                      re.IGNORECASE)
+_LABELLED = re.compile(r"^(prompt|question|scenario)\s*:\s*", re.IGNORECASE)
+_SOLUTION = re.compile(r"^(solution|answer)\s*:\s*", re.IGNORECASE)
+_COPULA = re.compile(r"^(?:is|are|was|were|can|cannot|can't|will|won't|has|have|does|doesn't|"
+                     r"do|don't|should|must|may|provides?|offers?|supports?|allows?|uses?|"
+                     r"lets?|gives?|makes?|runs?|stores?|works?|helps?|requires?|needs?)\b",
+                     re.IGNORECASE)
 
 
 class Question(BaseModel):
@@ -120,16 +117,20 @@ class Topic(BaseModel):
 
 
 class QuizError(StudyragError):
-    """No questions can be made (unknown topic, or the notes have too little on it)."""
+    """No questions can be made (the notes don't cover the topic, or too little on it)."""
 
 
 # --- topics --------------------------------------------------------------------------------
+def _is_topic_heading(part: str, title: str) -> bool:
+    words = re.findall(r"[A-Za-z0-9]{2,}", part)
+    return bool(words) and part != title and not _GENERIC_HEADING.match(part)
+
+
 def _topic_of(chunk: Chunk) -> str:
     """The first non-generic heading of the chunk's path (the section it belongs to)."""
     for part in (chunk.heading or "").split(" > "):
         part = part.strip()
-        if part and not GENERIC_HEADINGS.match(part) and not part.lower().startswith(
-                "aws certified"):
+        if part and _is_topic_heading(part, chunk.title):
             return part
     return ""
 
@@ -149,15 +150,6 @@ def list_topics(index, min_chunks: int = 1) -> list[Topic]:
                   key=lambda t: (-t.chunks, t.name.lower()))
 
 
-def topic_chunks(index, topic: str | None) -> list[Chunk]:
-    """Chunks whose heading path mentions the topic (a word match, case-insensitive)."""
-    chunks = sorted(index.chunks().values(), key=lambda c: (c.file, c.start_line))
-    if not topic:
-        return chunks
-    pattern = re.compile(rf"(?<![\w-]){re.escape(topic.strip())}(?![\w-])", re.IGNORECASE)
-    return [c for c in chunks if pattern.search(c.heading or "") or pattern.search(c.title)]
-
-
 def _hit(chunk: Chunk) -> Hit:
     return Hit(id=chunk.id, chunk=chunk, fused=0.0, dense=0.0, bm25=0.0)
 
@@ -166,202 +158,148 @@ def _qid(source: str, *parts: str) -> str:
     return source[:2] + "-" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:10]
 
 
-def _passage(chunk: Chunk) -> Passage:
-    return Passage.from_chunk(chunk)
+def _plain(line: str) -> str:
+    return strip_markup(line.strip().lstrip(_BULLET_MARK))
 
 
-def services_in(text: str) -> list[str]:
-    """Known service names mentioned in the text, longest names first, no overlaps."""
-    found: list[tuple[int, str]] = []
-    taken: list[tuple[int, int]] = []
-    for name in sorted(_SERVICES, key=len, reverse=True):
-        for m in _SERVICES[name].finditer(text):
-            if any(a < m.end() and m.start() < b for a, b in taken):
-                continue
-            taken.append((m.start(), m.end()))
-            found.append((m.start(), name))
-    return [name for _, name in sorted(found)]
-
-
-def _pick(pool: Iterable[str], exclude: set[str], n: int, rng: random.Random) -> list[str]:
-    items = [p for p in dict.fromkeys(pool) if p.lower() not in exclude]
-    rng.shuffle(items)
-    return items[:n]
-
-
-def _shuffle(correct: str, distractors: list[str], rng: random.Random) -> tuple[list[str], int]:
-    options = [correct] + distractors[:3]
-    rng.shuffle(options)
-    return options, options.index(correct)
-
-
-# --- harvesting the notes' own questions ---------------------------------------------------
-_QA_ANSWER = re.compile(
-    r"(?:the correct answer is|here,? the best fit is|the only possible answer is|"
-    r"our only option to [\w ]+? is to use|the natural and by far easiest solution would be "
-    r"to use)\s+(?P<a>[^.,;]+)|(?P<b>[A-Z][\w ]{1,40}?) is the correct answer|"
-    r"here,? using (?P<c>[\w ]{2,40}?) (?:as|feature|is|will)", re.IGNORECASE)
-
-
+# --- what the notes name --------------------------------------------------------------------
 @dataclass
-class NotesQuestionBank:
-    """Questions the notes already contain, plus cloze/which-service items from fact bullets."""
+class Vocabulary:
+    """The names the notes use, their aliases and families of alternatives (learned).
 
-    index: object
-    rng: random.Random = field(default_factory=lambda: random.Random(7))
-    _known: set[str] = field(default_factory=set)
+    A name is a capitalised term or acronym the notes repeat mid-sentence (not an English
+    word they also write in lower case); "Name (ABBR)" makes ABBR an alias, a plural is its
+    singular, and a leading stop word ("The", "AWS") is not part of a name."""
 
-    def known_services(self) -> list[str]:
-        if not self._known:
-            text = " ".join(c.text for c in self.index.chunks().values())
-            self._known = {name for name, pat in _SERVICES.items() if pat.search(text)}
-        return sorted(self._known)
+    names: dict[str, str] = field(default_factory=dict)  # lower-case form -> canonical name
+    family: dict[str, Counter] = field(default_factory=dict)  # canonical -> listed with it
+    lines: dict[str, list[tuple[str, Chunk]]] = field(default_factory=dict)  # name -> lines
+    total_lines: int = 0
+    _pattern: re.Pattern | None = None
 
-    def siblings(self, service: str, exclude: set[str]) -> list[str]:
-        family = SERVICE_FAMILIES.get(_FAMILY.get(service, ""), [])
-        near = [s for s in family if s in self.known_services()]
-        picked = _pick(near, exclude | {service.lower()}, 3, self.rng)
-        if len(picked) < 3:  # a small family: fill from the rest of the notes' services
-            picked += _pick(self.known_services(), exclude | {service.lower()} |
-                            {p.lower() for p in picked}, 3 - len(picked), self.rng)
-        return picked
-
-    # Q&A bullets: "... The correct answer is EC2" with the others named and ruled out.
-    def qa_questions(self) -> list[Question]:
-        out = []
-        for chunk in self.index.chunks().values():
-            if "Q&A" not in (chunk.heading or ""):
-                continue
-            for unit in split_units(_hit(chunk), 0, max_chars=10_000):
-                m = _QA_ANSWER.search(unit.text)
-                if not m:
-                    continue
-                phrase = (m.group("a") or m.group("b") or m.group("c")).strip()
-                named = services_in(phrase)
-                if not named:
-                    continue
-                answer = named[0]
-                before = unit.text[: m.start()]
-                if _SERVICES[answer].search(before):
-                    continue  # named before the verdict: the stem would give it away
-                mentioned = [s for s in services_in(before) if s != answer]
-                distractors = list(dict.fromkeys(mentioned))[:3]
-                if len(distractors) < 3:
-                    distractors += self.siblings(answer, {d.lower() for d in distractors})
-                verdict_sentence = _SERVICES[answer].sub(BLANK, unit.text[m.start():], count=1)
-                verdict_sentence = re.split(r"(?<=[.!?])\s+", verdict_sentence)[0]
-                stem = (f"Your notes' Q&A says: \"{before.strip()} {verdict_sentence}\" "
-                        "Which option fills the blank?")
-                options, idx = _shuffle(answer, distractors, self.rng)
-                out.append(Question(
-                    id=_qid("harvested", unit.text), topic=_topic_of(chunk) or "Q&A",
-                    stem=stem, options=options, answer_index=idx,
-                    explanation=_finish(unit.text), passage=_passage(chunk),
-                    source="harvested"))
-        return out
-
-    # exam-scenarios.md: "> prompt: ..." with "_solution: ..." (or a scenario + its answer).
-    def scenario_questions(self) -> list[Question]:
-        sections: dict[str, list[Chunk]] = {}
-        for chunk in self.index.chunks().values():
-            if chunk.file.endswith("exam-scenarios.md"):
-                sections.setdefault(chunk.heading.split(" > ")[0], []).append(chunk)
-        items = []
-        for heading, chunks in sections.items():
-            chunks.sort(key=lambda c: c.start_line)
-            prompt = solution = None
-            for chunk in chunks:
-                for line in chunk.text.split("\n"):
-                    body = strip_markup(line.strip().lstrip(">").strip())
-                    if line.lstrip().startswith(">") and len(body) > 60 and prompt is None:
-                        prompt = (re.sub(r"^prompt\s*:\s*", "", body, flags=re.I), chunk)
-                    elif re.match(r"^solution\s*:", body, re.I) and solution is None:
-                        solution = (body.split(":", 1)[1].strip(), chunk)
-            if prompt and solution:
-                items.append((heading, prompt[0], solution[0], solution[1]))
-        out = []
-        for heading, prompt, solution, chunk in items:
-            others = [s for h, _, s, _ in items if h != heading]
-            first = re.split(r"(?<=\.)\s+", solution)[0]
-            distractors = [re.split(r"(?<=\.)\s+", o)[0] for o in others][:3]
-            distractors += self._ruled_out(chunks_for(self.index, chunk.file, heading))
-            distractors = list(dict.fromkeys(distractors))[:3]
-            if len(distractors) < 3:
-                continue
-            options, idx = _shuffle(first, distractors, self.rng)
-            out.append(Question(
-                id=_qid("harvested", prompt), topic=heading, stem=prompt, options=options,
-                answer_index=idx, explanation=f"Your notes' solution: {solution}",
-                passage=_passage(chunk), source="harvested"))
-        return out
-
-    def _ruled_out(self, chunks: list[Chunk]) -> list[str]:
-        """Approaches the section explicitly rejects ("Although you can use X ...")."""
-        out = []
+    @classmethod
+    def build(cls, chunks: Iterable[Chunk]) -> "Vocabulary":
+        chunks = list(chunks)
+        mid: Counter = Counter()
+        lower: Counter = Counter()
+        aliases: dict[str, str] = {}
         for chunk in chunks:
-            for line in chunk.text.split("\n"):
-                m = re.search(r"(?:although you can use|not recommended to) ([^,.]+)",
-                              strip_markup(line), re.IGNORECASE)
-                if m:
-                    out.append(_finish(m.group(1)[0].upper() + m.group(1)[1:]))
-        return out
-
-    def harvested(self) -> list[Question]:
-        return self.qa_questions() + self.scenario_questions()
-
-    # Fact bullets: blank out a service (which-service when it is the subject, else cloze).
-    def fact_questions(self, chunks: list[Chunk], limit: int = 200) -> list[Question]:
-        out = []
+            for raw in chunk.text.split("\n"):
+                line = _plain(raw.lstrip("#"))
+                lower.update(re.findall(r"\b[a-z][a-z0-9-]+\b", line))
+                for m in _TERM.finditer(line):
+                    words = m.group(0).split()
+                    if words[0].lower() in STOP and len(words) > 1:  # "The Hubble ..."
+                        mid[" ".join(words[1:])] += 1
+                        continue
+                    before = line[: m.start()].rstrip()
+                    if before and re.search(r"[a-z,]$", before):
+                        mid[m.group(0)] += 1
+                for m in _ABBR.finditer(line):
+                    full = m.group(1).split()
+                    aliases[m.group(2)] = " ".join(full[1:] if full[0].lower() in STOP
+                                                   else full)
+        names = {t for t, n in mid.items() if n >= 2 and len(t) > 1
+                 and lower[t.lower()] < 3 * n}  # "NOT", "Restore": English words, not names
+        canon: dict[str, str] = {}
+        for t in sorted(names, key=len):
+            base = t[:-1] if t.endswith("s") and t[:-1] in names else t  # plural
+            canon[t.lower()] = canon.get(base.lower(), base)
+        for abbr, full in aliases.items():
+            if abbr in names and full in names:
+                canon[abbr.lower()] = canon.get(full.lower(), full)
+        # Words the whole subject shares ("AWS", "Amazon" in the stop list) name nothing.
+        canon = {k: v for k, v in canon.items() if k not in STOP}
+        vocab = cls(names=canon)
         for chunk in chunks:
-            for unit in split_units(_hit(chunk), 0):
-                text = unit.text
-                named = services_in(text)
-                if not named or len(content_terms(text)) < 5 or len(text) > 260:
-                    continue
-                if NEGATIVE.search(text) or "?" in text:
-                    continue  # a negated fact makes an ambiguous question
-                answer = named[0]
-                if len(set(named)) > 2 or named.count(answer) > 1:
-                    continue  # the answer would show elsewhere in the stem
-                blanked = _SERVICES[answer].sub(BLANK, text, count=1)
-                if BLANK not in blanked:
-                    continue
-                tail = blanked.split(": ", 1)[-1]
-                if len(re.findall(r"[A-Za-z]{2,}", tail)) < 6 or re.search(
-                        rf"{BLANK}\s*,|,\s*{BLANK}", blanked):
-                    continue  # a fragment or a list item: too little context to decide
-                subject = blanked.lstrip().startswith(BLANK)
-                distractors = self.siblings(answer, {n.lower() for n in named})
-                if len(distractors) < 3:
-                    continue
-                stem = (f"Which service fits? {blanked}" if subject else
-                        f"Fill in the blank: {blanked}")
-                options, idx = _shuffle(answer, distractors, self.rng)
-                out.append(Question(
-                    id=_qid("cloze", text), topic=_topic_of(chunk) or answer, stem=stem,
-                    options=options, answer_index=idx,
-                    explanation=f"Your notes: {_finish(text)}", passage=_passage(chunk),
-                    source="which-service" if subject else "cloze"))
-                if len(out) >= limit:
-                    return out
-        return out
+            vocab._learn(chunk)
+        return vocab
 
+    def _learn(self, chunk: Chunk) -> None:
+        """Lines per name, and which names the notes list as alternatives: side by side in
+        an enumeration ("A, B and C", "A vs B", "A/B"), as subjects of the sentences of one
+        line, or as subjects of sibling bullets."""
+        units = split_units(_hit(chunk), 0)
+        by_parent: dict[int | None, list[str]] = defaultdict(list)
+        for u in units:
+            self.total_lines += 1
+            spans = self.spans(u.text)
+            for _, _, name in spans:
+                self.lines.setdefault(name, []).append((u.text, chunk))
+            listed = [name for i in range(len(spans) - 1)
+                      if _LISTED.match(u.text[spans[i][1]: spans[i + 1][0]])
+                      for name in (spans[i][2], spans[i + 1][2])]
+            subjects = [self.subject(s) for s in sentences(u.text)]
+            self._together(list(dict.fromkeys(listed)))
+            self._together(list(dict.fromkeys(x for x in subjects if x)))
+            if u.parent is not None and (first := self.subject(u.text)):
+                by_parent[u.parent].append(first)
+        for group in by_parent.values():
+            self._together(list(dict.fromkeys(group)))
 
-def chunks_for(index, file: str, heading: str) -> list[Chunk]:
-    return [c for c in index.chunks().values()
-            if c.file == file and c.heading.split(" > ")[0] == heading]
+    def _together(self, group: list[str]) -> None:
+        for a in group:
+            for b in group:
+                if a != b:
+                    self.family.setdefault(a, Counter())[b] += 1
+
+    @property
+    def pattern(self) -> re.Pattern:
+        if self._pattern is None:
+            forms = sorted(self.names, key=len, reverse=True)
+            self._pattern = re.compile(
+                r"(?<![\w@-])(?:" + "|".join(re.escape(f) for f in forms) + r")(?![\w@-])",
+                re.IGNORECASE) if forms else re.compile(r"(?!x)x")
+        return self._pattern
+
+    def spans(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, end, canonical name) of every name in the text, longest forms first."""
+        return [(m.start(), m.end(), self.names[m.group(0).lower()])
+                for m in self.pattern.finditer(text)]
+
+    def find(self, text: str) -> list[str]:
+        """Canonical names mentioned in the text, in order."""
+        return [name for _, _, name in self.spans(text)]
+
+    def subject(self, text: str) -> str | None:
+        """The name a line or sentence starts with (after an article or prefix), if any."""
+        m = re.match(r"^(?:the |an? )?", text, re.IGNORECASE)
+        found = self.spans(text[m.end():])
+        return found[0][2] if found and found[0][0] == 0 else None
+
+    def forms(self, name: str) -> list[str]:
+        """Every written form of a name (aliases, prefixed and plural forms)."""
+        return sorted({k for k, v in self.names.items() if v == name} | {name.lower()},
+                      key=len, reverse=True)
+
+    def mentions(self, text: str, name: str) -> bool:
+        return name in self.find(text)
+
+    def siblings(self, name: str, vectors: VectorCache) -> list[str]:
+        """Alternatives of the same kind: names the notes list as alternatives to this one,
+        ranked by how alike the notes' lines about each are (the mean line vector is what a
+        name *is* in these notes). Never one that contains it or is part of it ("S3" and "S3
+        Glacier" are one thing seen twice)."""
+        words = set(name.lower().split())
+        pool = []
+        for other, together in self.family.get(name, Counter()).most_common(30):
+            ow = set(other.lower().split())
+            if ow <= words or words <= ow or len(self.lines.get(other, [])) < 2:
+                continue
+            pool.append((other, together))
+        if not pool:
+            return []
+        own = self.kind(name, vectors)
+        scored = [(float(self.kind(o, vectors) @ own) + 0.03 * min(t, 5), o) for o, t in pool]
+        return [o for score, o in sorted(scored, reverse=True) if score >= KIND_MIN]
+
+    def kind(self, name: str, vectors: VectorCache) -> np.ndarray:
+        lines = [t for t, _ in self.lines.get(name, [])[:12]] or [name]
+        mean = vectors.encode(lines).mean(axis=0)
+        return mean / (np.linalg.norm(mean) or 1.0)
 
 
 # --- validation ----------------------------------------------------------------------------
-def _claim(stem: str, option: str) -> str:
-    if BLANK in stem:
-        body = stem.split('"', 1)[1].rsplit('"', 1)[0] if stem.count('"') >= 2 else stem
-        body = re.sub(r"^(Which service fits\?|Fill in the blank:)\s*", "", body)
-        sentence = next((x for x in re.split(r"(?<=[.!?])\s+", body) if BLANK in x), body)
-        return sentence.replace(BLANK, option, 1)
-    return option  # a scenario question: the option itself must be stated in the passage
-
-
 def _norm(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 
@@ -374,15 +312,17 @@ class Validator:
         self.accepted: list[np.ndarray] = []
 
     def support(self, question: Question) -> list[float]:
-        """Per option: how well the passage states "stem + option" as a fact (0..1)."""
-        clauses = [c for c in clauses_of([_hit(Chunk(
-            file=question.passage.file, heading=question.passage.heading,
-            start_line=question.passage.start_line, end_line=question.passage.end_line,
-            text=question.passage.text))]) if c.polarity >= 0 or c.pos_terms]
+        """Per option: how well one clause of the passage states "stem + option" (0..1)."""
+        chunk = Chunk(file=question.passage.file, heading=question.passage.heading,
+                      start_line=question.passage.start_line,
+                      end_line=question.passage.end_line, text=question.passage.text)
+        clauses = [c for c in clauses_of([_hit(chunk)]) if c.polarity >= 0 or c.pos_terms]
         if not clauses:
             return [0.0] * len(question.options)
-        cvecs = self.vectors.encode([c.text for c in clauses])
-        claims = [_claim(question.stem, o) for o in question.options]
+        cvecs = self.vectors.encode([c.context for c in clauses])
+        # A statement option is the whole claim; otherwise the stem says what the option does.
+        claims = [o if question.source == "true-statement" else f"{question.stem} {o}"
+                  for o in question.options]
         qvecs = self.vectors.encode(claims)
         scores = []
         for option, claim, qvec in zip(question.options, claims, qvecs):
@@ -390,9 +330,10 @@ class Validator:
             claim_terms = stems(claim)
             best = 0.0
             for clause, cvec in zip(clauses, cvecs):
-                if not own <= clause.pos_terms:
+                terms = clause.pos_terms | stems(f"{clause.lead} {clause.heading}")
+                if not own <= terms:
                     continue  # the option must be stated positively in this clause
-                cover = len(claim_terms & clause.pos_terms) / max(len(claim_terms), 1)
+                cover = len(claim_terms & terms) / max(len(claim_terms), 1)
                 best = max(best, 0.5 * float(cvec @ qvec) + 0.5 * cover)
             scores.append(best)
         return scores
@@ -405,18 +346,19 @@ class Validator:
             problems.append("options are not distinct")
         if not question.stem.strip() or not question.passage.text.strip():
             problems.append("empty stem or passage")
-        answer_norm = _norm(question.answer)
-        if BLANK in question.stem and re.search(rf"\b{re.escape(answer_norm)}\b",
-                                                _norm(question.stem)):
+        answer = _norm(question.answer)
+        if question.source == "which-fits" and re.search(rf"\b{re.escape(answer)}\b",
+                                                         _norm(question.stem)):
             problems.append("the stem gives the answer away")
-        scores = self.support(question)
-        right = scores[question.answer_index]
-        if right < SUPPORT_MIN:
-            problems.append(f"answer not supported by the cited passage ({right:.2f})")
-        for i, score in enumerate(scores):
-            if i != question.answer_index and score >= min(DISTRACTOR_MAX, right - 0.05):
-                problems.append(f"distractor {question.options[i]!r} is also supported "
-                                f"({score:.2f})")
+        if question.source != "harvested":
+            scores = self.support(question)
+            right = scores[question.answer_index]
+            if right < SUPPORT_MIN:
+                problems.append(f"answer not supported by the cited passage ({right:.2f})")
+            for i, score in enumerate(scores):
+                if i != question.answer_index and score >= min(DISTRACTOR_MAX, right - 0.05):
+                    problems.append(f"distractor {question.options[i]!r} is also supported "
+                                    f"({score:.2f})")
         vec = self.vectors.encode([f"{question.stem} {question.answer}"])[0]
         if any(float(vec @ other) >= DUPLICATE_COS for other in self.accepted):
             problems.append("near-duplicate of an earlier question")
@@ -428,6 +370,294 @@ class Validator:
 def validate(question: Question, validator: Validator, remember: bool = False) -> list[str]:
     """Module-level entry: the problems of one question (see ``Validator.validate``)."""
     return validator.validate(question, remember=remember)
+
+
+# --- writing questions ---------------------------------------------------------------------
+@dataclass
+class _Line:
+    """A note line that can become a question: its text, subject name and place."""
+
+    text: str
+    subject: str
+    chunk: Chunk
+    line: int
+    topic_sim: float = 0.0
+    # Alternatives of the same kind from the outline (sibling labels or sibling headings),
+    # with what the notes say under each; empty: the vocabulary's families are used.
+    alternatives: dict[str, list[tuple[str, Chunk]]] = field(default_factory=dict)
+    family: str = ""  # what the alternatives are (their parent label or heading)
+    named: str = ""  # the name the line starts with, when the answer is its section heading
+
+
+def _label(text: str) -> str:
+    """An outline label or heading as an option: markup, trailing colon and a parenthesised
+    abbreviation kept short ("Simple Routing:" -> "Simple Routing")."""
+    return strip_markup(text).rstrip(":").strip()
+
+
+def _is_label(text: str, most: int = 4) -> bool:
+    """A short outline label (1-4 words, no sentence), e.g. "Weighted:" or "Spread"."""
+    words = _label(text).split()
+    return 1 <= len(words) <= most and "vs" not in words and not re.search(
+        r"[.;!?]$", text) and not _COPULA.search(" ".join(words)) \
+        and not _DEICTIC.search(" ".join(words))
+
+
+def _shuffle(correct: str, distractors: list[str], rng: random.Random) -> tuple[list[str], int]:
+    options = [correct] + distractors[:3]
+    rng.shuffle(options)
+    return options, options.index(correct)
+
+
+def _strip_subject(text: str, vocab: Vocabulary, name: str) -> str | None:
+    """The line with its subject removed, as the predicate of "Which of these ...?"; a
+    sub-bullet that starts with a verb already is one (its parent is the subject)."""
+    if vocab.subject(text) == name:
+        m = re.match(r"^(?:the |an? )?", text, re.IGNORECASE)
+        start, end, _ = vocab.spans(text[m.end():])[0]
+        rest = re.sub(r"^'s\s+|^(?:[a-z]+\s+){1,2}(?=%s)" % _COPULA.pattern[1:], "",
+                      text[m.end() + end:].lstrip())
+        verb = re.match(r"^(?:[a-z]+ly\s+)?([a-z]+s)\b", rest)  # "simply puts", "makes"
+        return rest if _COPULA.match(rest) or verb and not verb.group(1).endswith("ss") \
+            else None
+    return text if _COPULA.match(text) and not vocab.find(text[:1]) else None
+
+
+class QuestionWriter:
+    """Rule-based questions from the lines of retrieved passages (see the module doc)."""
+
+    def __init__(self, vocab: Vocabulary, vectors: VectorCache, rng: random.Random,
+                 chunks: list[Chunk]):
+        self.vocab = vocab
+        self.vectors = vectors
+        self.rng = rng
+        self.chunks = chunks
+        self._sections: dict[str, dict[str, list[tuple[str, Chunk]]]] | None = None
+        self._labels_cache: dict[tuple[str, str], dict[str, list[tuple[str, Chunk]]]] = {}
+
+    def lines(self, hits: list[Hit]) -> list[_Line]:
+        """Fact lines of the passages with what each is about.
+
+        In order of preference: a short outline label it sits under whose siblings are
+        labels too ("Weighted:", "Failover:" under one parent: alternatives of one kind by
+        construction); the name it starts with; for a sub-bullet naming nothing, its
+        parent's name; or the section heading when the sibling headings are alternatives."""
+        out = []
+        for i, hit in enumerate(hits):
+            units = split_units(hit, i)
+            heading = hit.chunk.heading.split(" > ")[-1] if hit.chunk.heading else ""
+            headings = self.heading_family(hit.chunk)
+            for u in units:
+                if not u.selectable or u.text.endswith("?") or len(u.text) > 220:
+                    continue
+                line = _Line(u.text, "", hit.chunk, u.line)
+                labels = self._labels(units, u, hit.chunk)
+                if labels:
+                    line.subject, line.family, line.alternatives = labels
+                    out.append(line)
+                    continue
+                line.subject = self.vocab.subject(u.text) or ""
+                top = u.parent is None
+                if headings and top and (not self.vocab.find(u.text) or line.subject and
+                                         line.subject == self.vocab.subject(heading)):
+                    # a top-level line of a section that is one of several alternatives
+                    # (sibling headings): the heading is the answer
+                    line.named, line.subject = line.subject, _label(heading)
+                    line.family, line.alternatives = headings
+                elif not line.subject and not self.vocab.find(u.text):
+                    line.subject = self.vocab.subject(lead_of(units, u, depth=1)) or ""
+                if line.subject:
+                    out.append(line)
+        return out
+
+    def _labels(self, units, u, chunk: Chunk) -> tuple[str, str, dict] | None:
+        """(label, family, alternatives) when ``u`` sits under a short label with >= 3
+        sibling labels, each with lines under it. Top-level labels are gathered over the
+        whole section (one section can span several chunks)."""
+        if u.parent is None or not _is_label(units[u.parent].text):
+            return None
+        parent = units[u.parent]
+        grand = parent.parent
+        if grand is None:
+            pool = self._section_labels(chunk)
+        else:
+            pool = {_label(x.text): [(units[c].text, chunk) for c in x.children]
+                    for x in units if x.parent == grand and _is_label(x.text) and x.children}
+        own = _label(parent.text)
+        alternatives = {k: v for k, v in pool.items() if k != own}
+        if len(alternatives) < 3:
+            return None
+        family = _label(units[grand].text) if grand is not None else \
+            _label(chunk.heading.split(" > ")[-1])
+        return own, family, alternatives
+
+    def _section_labels(self, chunk: Chunk) -> dict[str, list[tuple[str, Chunk]]]:
+        """Top-level labels (with their sub-bullets) of every chunk of this heading."""
+        key = (chunk.file, chunk.heading)
+        if key not in self._labels_cache:
+            found: dict[str, list[tuple[str, Chunk]]] = {}
+            for c in self.chunks:
+                if (c.file, c.heading) != key:
+                    continue
+                units = split_units(_hit(c), 0)
+                for x in units:
+                    if x.parent is None and _is_label(x.text) and x.children:
+                        found.setdefault(_label(x.text), []).extend(
+                            (units[k].text, c) for k in x.children)
+            self._labels_cache[key] = found
+        return self._labels_cache[key]
+
+    def heading_family(self, chunk: Chunk) -> tuple[str, dict] | None:
+        """(parent heading, {sibling heading: its lines}) when the chunk's section has >= 3
+        sibling sections under one parent heading."""
+        path = (chunk.heading or "").split(" > ")
+        if len(path) < 2:
+            return None
+        parent = " > ".join(path[:-1])
+        found = self._heading_sections().get(parent, {})
+        own = path[-1]
+        alternatives = {_label(h): lines for h, lines in found.items()
+                        if h != own and _is_label(h, 5)}
+        if len(alternatives) < 3 or not _is_label(own, 5):
+            return None  # long headings are sections, not alternatives of one kind
+        return _label(path[-2]), alternatives
+
+    def _heading_sections(self) -> dict[str, dict[str, list[tuple[str, Chunk]]]]:
+        if self._sections is None:
+            self._sections = defaultdict(dict)
+            for chunk in self.chunks:
+                path = (chunk.heading or "").split(" > ")
+                if len(path) < 2 or not _is_topic_heading(path[-1], chunk.title):
+                    continue
+                lines = [(u.text, chunk) for u in split_units(_hit(chunk), 0) if u.selectable]
+                self._sections[" > ".join(path[:-1])].setdefault(path[-1], []).extend(lines)
+        return self._sections
+
+    def which_fits(self, line: _Line) -> tuple[str, list[str], list[str]] | None:
+        """(stem, answer + distractors, explanation lines) or None when it would be unfair."""
+        if NEGATIVE.search(line.text) or _DEICTIC.search(line.text):
+            return None  # a negated fact is ambiguous; a pointing one is not self-contained
+        predicate = _strip_subject(line.text, self.vocab, line.named or line.subject)
+        tokens = {t for t in re.findall(r"[a-z0-9]+", line.subject.lower()) if len(t) > 2}
+        told = predicate or line.text
+        if self.vocab.mentions(told, line.named or line.subject) or tokens & set(
+                re.findall(r"[a-z0-9]+", told.lower())):
+            return None  # the stem would name (part of) the answer
+        where = f"In your notes on {line.family}" if line.family else "According to your notes"
+        if predicate and len(content_terms(predicate)) >= 3:
+            predicate = predicate[0].lower() + predicate[1:] if predicate[1:2].islower() \
+                else predicate
+            stem = f"{where}, which of these {predicate.rstrip('.;:')}?"
+        elif line.alternatives and len(content_terms(line.text)) >= 4:
+            stem = f"{where}, which of these does this describe: \"{_finish(line.text)}\""
+        else:
+            return None
+        others = set(self.vocab.find(told))
+        if line.alternatives:
+            pool = list(line.alternatives)
+            self.rng.shuffle(pool)
+        else:
+            pool = [s for s in self.vocab.siblings(line.subject, self.vectors)
+                    if s not in others]
+        if len(pool) < 3:
+            return None
+        pvec = self.vectors.encode([told])[0]
+        picked: list[tuple[str, str, float, Chunk]] = []
+        for name in pool[:12]:
+            said = (line.alternatives.get(name) or self.vocab.lines.get(name, []))[:40]
+            if not said:
+                continue
+            sims = self.vectors.encode([t for t, _ in said]) @ pvec
+            best = int(np.argmax(sims))
+            if sims[best] >= SAME_AS_ANSWER:
+                continue  # the notes say much the same about it: it would be right too
+            picked.append((name, said[best][0], float(sims[best]), said[best][1]))
+            if len(picked) == 3:
+                break
+        if len(picked) < 3:
+            return None
+        picked.sort(key=lambda p: -p[2])
+        tempting = picked[0]
+        explanation = [
+            f"{line.subject} is right: your notes say \"{_finish(line.text)}\"",
+            f"{tempting[0]}, the tempting choice, is described differently: "
+            f"\"{_finish(tempting[1])}\" ({Passage.from_chunk(tempting[3]).location})"]
+        return stem, [line.subject] + [p[0] for p in picked], explanation
+
+    def true_statement(self, line: _Line, unit_values: dict[str, set[str]]
+                       ) -> tuple[str, list[str], list[str]] | None:
+        """A line with a number: the distractors say other values the notes use."""
+        inside = [(a, b) for a, b, _ in self.vocab.spans(line.text)]
+        found = [m for m in _NUMBER.finditer(line.text) if m.group(3)
+                 and not any(a <= m.start() < b for a, b in inside)]
+        if len(found) != 1 or NEGATIVE.search(line.text) or _DEICTIC.search(line.text):
+            return None
+        m = found[0]
+        number, unit = m.group(1), (m.group(3) or "").lower()
+        text = line.text if self.vocab.mentions(line.text, line.subject) else \
+            f"{line.subject}: {line.text}"
+        values = sorted(v for v in unit_values.get(unit, set()) if v != number
+                        and v not in line.text)
+        self.rng.shuffle(values)
+        fills = values[:3]
+        if len(fills) < 3 or len(unit) < 2:
+            return None
+        variants = [_finish(text.replace(m.group(0), f"{v}{m.group(2)}{m.group(3)}", 1))
+                    for v in fills]
+        stem = f"Which statement about {line.subject} is true according to your notes?"
+        explanation = [f"Your notes say \"{_finish(text)}\"",
+                       f"The other options change the figure ({', '.join(fills)} instead of "
+                       f"{number})."]
+        return stem, [_finish(text)] + variants, explanation
+
+    def _approaches(self, text: str) -> list[str]:
+        """Names in a line, each with the capitalised words right after it ("Docker" +
+        "Secrets"): the approach a rejecting line talks about."""
+        out = []
+        for start, end, name in self.vocab.spans(text):
+            more = re.match(r"(?:\s+[A-Z][\w-]*)+", text[end:])
+            out.append(text[start:end + more.end()] if more else name)
+        return list(dict.fromkeys(out))
+
+    def harvested(self, chunks: list[Chunk]) -> list[tuple[str, str, list[str], Chunk, str]]:
+        """The notes' own scenarios: a prompt line followed by its solution line; distractors
+        are the approaches the same section names in lines that rule them out."""
+        out = []
+        sections: dict[tuple[str, str], list[Chunk]] = defaultdict(list)
+        for c in chunks:
+            sections[(c.file, c.heading.split(" > ")[0])].append(c)
+        for (_, heading), group in sections.items():
+            group.sort(key=lambda c: c.start_line)
+            prompt = solution = None
+            rejected: list[str] = []
+            for chunk in group:
+                for raw in chunk.text.split("\n"):
+                    body = _plain(raw)
+                    quoted = raw.lstrip().startswith(">")
+                    if prompt is None and len(body) > 60 and (quoted or _LABELLED.match(body)):
+                        prompt = (_LABELLED.sub("", body), chunk)
+                    elif prompt and solution is None and _SOLUTION.match(body):
+                        solution = _SOLUTION.sub("", body)
+                    elif prompt and NEGATIVE.search(body):
+                        rejected += [n for n in self._approaches(body) if n not in rejected]
+            if not prompt or not solution:
+                continue
+            first = sentences(solution)[0]
+            named = list(dict.fromkeys(self.vocab.find(first)))
+            if not named:
+                continue
+            answer = "Use " + " with ".join(named[:2])
+            distractors = [f"Use {n}" for n in rejected if n not in named]
+            for n in self.vocab.siblings(named[0], self.vectors):
+                if len(distractors) >= 3:
+                    break
+                if n not in named and f"Use {n}" not in distractors:
+                    distractors.append(f"Use {n}")
+            if len(distractors) < 3:
+                continue
+            out.append((prompt[0], answer, distractors[:3], prompt[1],
+                        f"Your notes' solution: {_finish(solution)}"))
+        return out
 
 
 # --- making quizzes ------------------------------------------------------------------------
@@ -443,63 +673,146 @@ class QuizStats:
 
 
 class QuizMaker:
-    """Makes N validated questions on a topic (or weighted to weak topics) from the notes."""
+    """Makes N validated questions on a topic phrase (or across the notes, weak topics first)."""
 
     def __init__(self, tutor, progress=None, seed: int | None = None):
         self.tutor = tutor
+        self.search = tutor.search
         self.index = tutor.search.index
         self.progress = progress
         self.rng = random.Random(seed)
-        self.bank = NotesQuestionBank(self.index, rng=self.rng)
         self.validator = Validator(self.index.embedder)
+        self.vectors = self.validator.vectors
         self.stats = QuizStats()
-        self._harvested: list[Question] | None = None
+        self._vocab: Vocabulary | None = None
+        self._writer: QuestionWriter | None = None
+        self._units: dict[str, set[str]] | None = None
+        self.asked: set[str] = set()
 
     @property
-    def generator(self):
-        return getattr(self.tutor, "generator", None)
+    def vocab(self) -> Vocabulary:
+        if self._vocab is None:
+            self._vocab = Vocabulary.build(self.index.chunks().values())
+        return self._vocab
+
+    @property
+    def writer(self) -> "QuestionWriter":
+        if self._writer is None:
+            self._writer = QuestionWriter(self.vocab, self.vectors, self.rng,
+                                          list(self.index.chunks().values()))
+        return self._writer
+
+    def unit_values(self) -> dict[str, set[str]]:
+        """Numbers the notes write with each unit ("15 minutes", "4KB"), for distractors."""
+        if self._units is None:
+            found: dict[str, set[str]] = defaultdict(set)
+            for chunk in self.index.chunks().values():
+                for m in _NUMBER.finditer(chunk.text):
+                    if m.group(3):
+                        found[m.group(3).lower()].add(m.group(1))
+            self._units = dict(found)
+        return self._units
+
+    def passages(self, topic: str | None) -> list[Hit]:
+        """The passages a topic phrase retrieves; an uncovered topic is a one-line error."""
+        if not topic:
+            return self._across_notes()
+        topic = " ".join(topic.split())
+        hits = self._headed(topic) + self.search.hits(topic, 12)
+        hits = list({h.id: h for h in hits}.values())
+        best = max((h.dense for h in hits), default=0.0)
+        unknown = unknown_names(topic, self.index.term_df())
+        if not hits or best < self.tutor.settings.abstain_threshold or unknown:
+            names = ", ".join(t.name for t in list_topics(self.index)[:8])
+            missing = f" (they never mention {', '.join(unknown)})" if unknown else ""
+            raise QuizError(f"Your notes don't cover {topic!r}{missing}; try a topic they do, "
+                            f"e.g. {names} (see `study topics`).")
+        return hits
+
+    def _headed(self, topic: str, limit: int = 16) -> list[Hit]:
+        """Chunks under a heading whose every word the topic phrase contains ("RMSprop",
+        "Optimization algorithms" for "Optimization algorithms: momentum, RMSprop and Adam")."""
+        wanted = stems(topic)
+        out = []
+        for chunk in sorted(self.index.chunks().values(), key=lambda c: (c.file, c.start_line)):
+            parts = [p for p in (chunk.heading or "").split(" > ")
+                     if p and _is_topic_heading(p, chunk.title)]
+            if any(stems(p) and stems(p) <= wanted for p in parts):
+                out.append(_hit(chunk))
+        return out[:limit]
+
+    def _across_notes(self) -> list[Hit]:
+        chunks = list(self.index.chunks().values())
+        self.rng.shuffle(chunks)
+        if self.progress:
+            weak = {t.lower() for t in self.progress.weak_topics()}
+            chunks.sort(key=lambda c: _topic_of(c).lower() not in weak)
+        return [_hit(c) for c in chunks[:40]]
 
     def candidates(self, topic: str | None) -> list[Question]:
-        """Harvested questions first (the notes' own), then fact questions, topic-filtered."""
-        if self._harvested is None:
-            self._harvested = self.bank.harvested()
-        chunks = topic_chunks(self.index, topic)
-        if topic and not chunks:
-            names = ", ".join(t.name for t in list_topics(self.index)[:12])
-            raise QuizError(f"No notes under a heading matching {topic!r}; try one of: {names}"
-                            " (see `study topics`).")
-        keys = {(c.file, c.start_line) for c in chunks}
-        harvested = [q for q in self._harvested
-                     if not topic or (q.passage.file, q.passage.start_line) in keys
-                     or topic.lower() in q.topic.lower()]
-        facts = self.bank.fact_questions(self._weighted(chunks, topic))
-        self.rng.shuffle(harvested)
-        self.rng.shuffle(facts)
-        return harvested + facts
+        """Candidate questions from the topic's passages, most on-topic first, kinds mixed."""
+        hits = self.passages(topic)
+        writer = self.writer
+        lines = writer.lines(hits)
+        if topic and lines:
+            tvec = self.vectors.encode([topic])[0]
+            sims = self.vectors.encode(
+                [f"{heading_at(_hit(ln.chunk), ln.line)}: {ln.text}" for ln in lines]) @ tvec
+            topic_terms = stems(topic)
+            for ln, sim in zip(lines, sims):
+                named = len(topic_terms & stems(f"{ln.chunk.heading} {ln.text}"))
+                ln.topic_sim = float(sim) + 0.1 * min(named, 2)
+            lines = [ln for ln in lines if ln.topic_sim >= TOPIC_MIN]
+            lines.sort(key=lambda ln: -ln.topic_sim)
+        by_kind: dict[str, list[Question]] = defaultdict(list)
+        chunks = [h.chunk for h in hits]
+        for prompt, answer, distractors, chunk, why in writer.harvested(
+                self._sections_of(chunks)):
+            options, idx = _shuffle(answer, distractors, self.rng)
+            by_kind["harvested"].append(Question(
+                id=_qid("harvested", prompt), topic=topic or _topic_of(chunk) or "notes",
+                stem=prompt, options=options, answer_index=idx,
+                explanation=f"{answer} is right. {why}", passage=Passage.from_chunk(chunk),
+                source="harvested"))
+        units = self.unit_values()
+        for ln in lines:
+            for kind, made in (("which-fits", writer.which_fits(ln)),
+                               ("true-statement", writer.true_statement(ln, units))):
+                if made is None:
+                    continue
+                stem, opts, why = made
+                options, idx = _shuffle(opts[0], opts[1:], self.rng)
+                by_kind[kind].append(Question(
+                    id=_qid(kind, ln.text, stem), topic=topic or _topic_of(ln.chunk) or
+                    ln.subject, stem=stem, options=options, answer_index=idx,
+                    explanation=" ".join(_finish(w) for w in why),
+                    passage=Passage.from_chunk(ln.chunk), source=kind))
+        order = ["harvested", "which-fits", "true-statement"]
+        out: list[Question] = []
+        while any(by_kind[k] for k in order):
+            for k in order:
+                if by_kind[k]:
+                    out.append(by_kind[k].pop(0))
+        return out
 
-    def _weighted(self, chunks: list[Chunk], topic: str | None) -> list[Chunk]:
-        """Across the notes, chunks of the student's weak topics come first."""
-        if topic or not self.progress:
-            chunks = list(chunks)
-            self.rng.shuffle(chunks)
-            return chunks
-        weak = {t.lower() for t in self.progress.weak_topics()}
-        chunks = list(chunks)
-        self.rng.shuffle(chunks)
-        return sorted(chunks, key=lambda c: _topic_of(c).lower() not in weak)
+    def _sections_of(self, chunks: list[Chunk]) -> list[Chunk]:
+        """Every chunk of the top-level sections the passages belong to (a scenario's prompt
+        and its solution may sit in neighbouring chunks)."""
+        wanted = {(c.file, c.heading.split(" > ")[0]) for c in chunks}
+        return [c for c in self.index.chunks().values()
+                if (c.file, c.heading.split(" > ")[0]) in wanted]
 
-    def generate(self, chunk: Chunk, topic: str, attempts: int = 3) -> Question | None:
-        """One question from a generator with structured output, retried when invalid."""
-        model = self.generator
-        if model is None:
-            return None
+    def generate(self, chunk: Chunk, topic: str, attempts: int = 2) -> Question | None:
+        """One question from a configured generator (structured output), or None."""
         prompt = (
-            "Write one multiple-choice exam question that tests this note passage. Exactly one "
-            "option must be correct according to the passage; the other three must be wrong "
-            f"according to it.\n\nPassage ({chunk.heading}):\n{chunk.text}")
+            "Write one multiple-choice exam question that tests this note passage. The stem "
+            "must be answerable without the passage and must not contain the answer. Exactly "
+            "one option must be correct according to the passage; the other three must be "
+            f"wrong according to it.\n\nPassage ({chunk.heading}):\n{chunk.text}")
         try:
-            structured = model.with_structured_output(GeneratedQuestion)
-        except Exception:  # not every chat model supports it: fall back to the notes
+            structured = self.tutor.chat_model().with_structured_output(GeneratedQuestion)
+        except (StudyragError, NotImplementedError) as exc:
+            log.info("No structured output from the generator (%s); rules only.", exc)
             return None
         for _ in range(attempts):
             try:
@@ -508,11 +821,11 @@ class QuizMaker:
                     GeneratedQuestion.model_validate(got)
                 return Question(id=_qid("generated", got.stem), topic=topic, stem=got.stem,
                                 options=got.options, answer_index=got.answer_index,
-                                explanation=got.explanation, passage=_passage(chunk),
-                                source="generated")
+                                explanation=got.explanation,
+                                passage=Passage.from_chunk(chunk), source="generated")
             except (ValidationError, ValueError, TypeError) as exc:
                 log.info("Generated question rejected: %s", exc)
-            except Exception as exc:  # generator down: use the notes
+            except StudyragError as exc:
                 log.warning("Generator failed (%s); using questions from the notes.", exc)
                 return None
         return None
@@ -521,16 +834,19 @@ class QuizMaker:
         """N valid questions; every candidate is validated, failures dropped and counted."""
         if n < 1:
             raise InputError("Ask for at least one question (--n 1).")
-        out: list[Question] = []
         pool = self.candidates(topic)
-        if self.generator is not None:
-            for chunk in topic_chunks(self.index, topic)[: 2 * n]:
-                q = self.generate(chunk, topic or _topic_of(chunk))
+        if self.tutor.backend in ("ollama", "openai"):
+            for hit in self.passages(topic)[: n]:
+                q = self.generate(hit.chunk, topic or _topic_of(hit.chunk))
                 if q:
                     pool.insert(0, q)
+        out: list[Question] = []
+        per_answer: Counter = Counter()
         for q in pool:
             if len(out) == n:
                 break
+            if q.id in self.asked or per_answer[q.answer.lower()] >= 2:
+                continue  # a set tests more than one thing
             self.stats.candidates += 1
             problems = self.validator.validate(q)
             if problems:
@@ -539,6 +855,8 @@ class QuizMaker:
                     self.stats.rejected[key] = self.stats.rejected.get(key, 0) + 1
                 continue
             self.stats.valid += 1
+            self.asked.add(q.id)
+            per_answer[q.answer.lower()] += 1
             out.append(q)
         if not out:
             raise QuizError(f"Your notes have too little on {topic!r} to make a question.")

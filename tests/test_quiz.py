@@ -1,15 +1,16 @@
-"""Practice questions on the real notes: harvesting, validation, topics, CLI JSON, grading."""
+"""Practice questions on the real notes: topic phrases, kinds, validation, vocabulary, CLI."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 
-from rag.models import Passage
-from rag.quiz import (BLANK, Question, QuizError, QuizMaker, Validator, grade, list_topics,
-                      topic_chunks)
+from rag.models import Chunk, Passage
+from rag.quiz import (Question, QuizError, QuizMaker, Validator, Vocabulary, grade,
+                      list_topics)
 
 
 @pytest.fixture(scope="module")
@@ -17,48 +18,100 @@ def maker(tutor):
     return QuizMaker(tutor, seed=3)
 
 
-def _q(stem, options, answer, text, **kw) -> Question:
+def _q(stem, options, answer, text, source="which-fits") -> Question:
     passage = Passage(file="notes.md", heading="Storage", start_line=1,
                       end_line=text.count("\n") + 1, text=text)
-    return Question(id=kw.get("id", "t1"), topic="Storage", stem=stem, options=options,
-                    answer_index=answer, explanation="From the notes.", passage=passage,
-                    source=kw.get("source", "cloze"))
+    return Question(id="t1", topic="Storage", stem=stem, options=options, answer_index=answer,
+                    explanation="From the notes.", passage=passage, source=source)
 
 
-def test_harvests_the_notes_own_qa_and_scenarios(maker):
-    harvested = maker.bank.harvested()
-    qa = [q for q in harvested if "Q&A" in q.stem]
-    ec2 = next(q for q in qa if "Glue is for performing ETL" in q.stem)
-    assert ec2.answer == "EC2" and "Lambda" in ec2.options
-    assert ec2.passage.file == "aws-certification-notes.md"
-    ecs = next(q for q in harvested if q.topic == "ECS Cluster")
-    assert "Parameter Store" in ecs.answer and ecs.passage.file == "exam-scenarios.md"
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def test_vocabulary_is_learned_from_the_notes_of_any_subject():
+    """Names, aliases and families come from the text: here notes no code has seen."""
+    text = "\n".join([
+        "- Telescopes: Hubble Space Telescope, James Webb Space Telescope and Kepler",
+        "- The Hubble Space Telescope (HST) observes in visible and ultraviolet light.",
+        "- The James Webb Space Telescope (JWST) observes in infrared light.",
+        "- Kepler searched for exoplanets by watching stars dim; unlike HST it had no camera.",
+        "- JWST sits at the L2 point, while HST orbits the Earth.",
+        "- Data from JWST and HST is archived by NASA and by ESA.",
+        "- NASA runs HST; ESA helped launch JWST and Kepler data is public.",
+        "- Most images people know come from the Hubble Space Telescope.",
+    ])
+    chunks = [Chunk(file="space.md", heading="Telescopes", start_line=1, end_line=8,
+                    text=text)]
+    vocab = Vocabulary.build(chunks)
+    assert vocab.find("the HST and the Hubble Space Telescope")[0] == \
+        vocab.find("Hubble Space Telescope")[0]  # "Name (ABBR)" is one name
+    hubble = vocab.find("Hubble Space Telescope")[0]
+    assert "Kepler" in vocab.family[hubble] and vocab.subject("HST observes light") == hubble
+
+
+def test_any_topic_phrase_gives_on_topic_self_contained_questions(maker):
+    topic = "Hybrid connectivity: Site-to-Site VPN, Direct Connect and Transit Gateway"
+    questions = maker.make(topic, 3)
+    assert len(questions) == 3 and len({q.id for q in questions}) == 3
+    wanted = {"vpn", "direct", "connect", "transit", "gateway", "hybrid", "dx", "tgw"}
     checker = Validator(maker.index.embedder)
-    assert all(checker.validate(q) == [] for q in (ec2, ecs))
+    for q in questions:
+        assert q.topic == topic
+        assert _words(f"{q.passage.heading} {q.passage.text}") & wanted
+        assert len({o.lower() for o in q.options}) == 4
+        assert not (_words(q.answer) - {"use", "with"}) <= _words(q.stem)  # no giveaway
+        assert "___" not in q.stem and q.stem.endswith(("?", '"'))
+        assert checker.validate(q) == []  # re-checks cleanly, and no two are duplicates
+        assert q.passage.file in grade(q, q.answer_index)[1]
+
+
+def test_kinds_include_statements_with_numbers_and_the_notes_own_scenarios(maker):
+    numbers = maker.make("Lambda limits: timeout, memory and storage", 4)
+    statements = [q for q in numbers if q.source == "true-statement"]
+    assert statements
+    for q in statements:  # one option is the note line, the others change its figure
+        digits = [re.findall(r"\d+", o) for o in q.options]
+        assert len({tuple(d) for d in digits}) == 4
+        assert q.answer.rstrip(".").split(": ")[-1] in " ".join(q.passage.text.split())
+    scenario = maker.make("ECS Fargate database credentials as environment variables", 3)
+    harvested = [q for q in scenario if q.source == "harvested"]
+    assert harvested and "Parameter Store" in harvested[0].answer
+    assert "Docker Secrets" in " ".join(harvested[0].options)
+    assert "solution" in harvested[0].explanation.lower()
+
+
+def test_a_topic_the_notes_do_not_cover_is_one_line(maker):
+    with pytest.raises(QuizError, match="don't cover") as info:
+        maker.make("Quantum Basket Weaving", 2)
+    assert "\n" not in str(info.value)
 
 
 def test_validation_rejects_two_supported_options(maker):
     text = ("- Amazon EFS provides a shared POSIX file system for many instances.\n"
             "- Amazon FSx provides a shared POSIX file system for many instances.")
-    q = _q(f"Which service fits? {BLANK} provides a shared POSIX file system for many "
-           "instances.", ["EFS", "FSx", "EBS", "Glacier"], 0, text)
+    q = _q("Which of these provides a shared POSIX file system for many instances?",
+           ["EFS", "FSx", "EBS", "Glacier"], 0, text)
     problems = Validator(maker.index.embedder).validate(q)
     assert any("also supported" in p and "FSx" in p for p in problems)
 
 
-def test_validation_rejects_an_unsupported_answer(maker):
+def test_validation_rejects_an_unsupported_answer_and_a_giveaway(maker):
     text = "- Amazon EFS provides a shared POSIX file system for many instances."
-    q = _q(f"Which service fits? {BLANK} provides a shared POSIX file system for many "
-           "instances.", ["EBS", "EFS", "S3", "Glacier"], 0, text)
+    q = _q("Which of these provides a shared POSIX file system for many instances?",
+           ["EBS", "EFS", "S3", "Glacier"], 0, text)
     problems = Validator(maker.index.embedder).validate(q)
     assert any(p.startswith("answer not supported") for p in problems)
     assert any("'EFS' is also supported" in p for p in problems)
+    given = _q("Which of these, like EFS, provides a shared POSIX file system?",
+               ["EFS", "EBS", "S3", "Glacier"], 0, text)
+    assert "the stem gives the answer away" in Validator(maker.index.embedder).validate(given)
 
 
 def test_validation_rejects_duplicates_and_repeated_options(maker):
     text = "- Amazon EFS provides a shared POSIX file system for many instances."
-    good = _q(f"Which service fits? {BLANK} provides a shared POSIX file system for many "
-              "instances.", ["EFS", "EBS", "S3", "Glacier"], 0, text)
+    good = _q("Which of these provides a shared POSIX file system for many instances?",
+              ["EFS", "EBS", "S3", "Glacier"], 0, text)
     checker = Validator(maker.index.embedder)
     assert checker.validate(good) == []
     again = good.model_copy(update={"id": "t2", "stem": good.stem.replace("many", "several")})
@@ -67,44 +120,11 @@ def test_validation_rejects_duplicates_and_repeated_options(maker):
     assert "options are not distinct" in Validator(maker.index.embedder).validate(same)
 
 
-def test_negated_distractor_in_the_passage_is_not_support(maker):
-    text = ("- Glue is for performing ETL, but cannot run custom Python scripts.\n"
-            "- Here, the best fit is EC2 for a custom Python batch script.")
-    q = _q(f"Which service fits? Here, the best fit is {BLANK} for a custom Python batch "
-           "script.", ["Glue", "EC2", "Kinesis", "SNS"], 1, text)
-    assert Validator(maker.index.embedder).validate(q) == []
-
-
 def test_topics_come_from_headings(corpus_index):
     names = [t.name for t in list_topics(corpus_index)]
     assert len(names) >= 10
     assert "Simple Storage Service (S3)" in names and "Q&A" not in names
-    assert topic_chunks(corpus_index, "S3")
     assert not any(n.startswith(("Understanding", "Analyzing", "Key Points")) for n in names)
-
-
-def test_make_returns_valid_grounded_questions(maker):
-    questions = maker.make("S3", 3)
-    assert len(questions) == 3
-    assert len({q.id for q in questions}) == 3
-    for q in questions:
-        assert len(q.options) == 4 and len({o.lower() for o in q.options}) == 4
-        assert q.passage.text and q.passage.start_line <= q.passage.end_line
-        assert q.answer.lower().split()[0] in q.passage.text.lower() or q.source == "harvested"
-    assert maker.stats.valid >= 3 and 0 < maker.stats.validity_rate <= 1
-
-
-def test_unknown_topic_is_a_clear_error(maker):
-    with pytest.raises(QuizError, match="study topics"):
-        maker.make("Quantum Basket Weaving", 2)
-
-
-def test_grade_gives_feedback_with_citation(maker):
-    q = maker.make("EC2", 1)[0]
-    ok, text = grade(q, q.answer_index)
-    assert ok and text.startswith("Correct!") and q.passage.file in text
-    ok, text = grade(q, (q.answer_index + 1) % 4)
-    assert not ok and f"the answer is {q.letter})" in text
 
 
 def test_cli_quiz_json_schema(corpus_settings, capsys):

@@ -3,50 +3,49 @@ a structured explanation from your notes, every fact cited."""
 
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
 from rag.ui import resources
 from rag.ui.common import location_label, md_escape, show_error, show_passage
 
 LETTERS = "ABCD"
-_CITED = re.compile(r"([^\[\]\n]+?)\s*((?:\[\d+\])+)")
+LABELS = {"backs": ":green[backs this requirement]", "contradicts": ":red[contradicts it]",
+          "silent": ":gray[notes silent]"}
 
 
-def cited_by(text: str) -> dict[int, list[str]]:
-    """{n: sentences of the explanation that carry [n]} (to highlight them in the passage)."""
+def cited_by(result) -> dict[int, list[str]]:
+    """{n: the note lines the explanation cites with [n]} (to highlight them in the passage)."""
     out: dict[int, list[str]] = {}
-    for m in _CITED.finditer(text):
-        sentence = m.group(1).strip(" -:")
-        if sentence.startswith(tuple(f"{c} (" for c in "ABCDE")):
-            sentence = sentence.split(": ", 1)[-1]  # "B (supported): <note clause>"
-        for n in re.findall(r"\d+", m.group(2)):
-            out.setdefault(int(n), []).append(sentence)
+    s = result.sections
+    for reason in s.chosen_fails + s.correct_fits + s.key_points:
+        if reason.citation and reason.quote:
+            out.setdefault(reason.citation, []).append(reason.quote.split(": ")[-1])
+    for ev in result.evidence:
+        if ev.citation and ev.quote:
+            out.setdefault(ev.citation, []).append(ev.quote.split(": ")[-1])
     return out
 
 
-def _blocks(text: str) -> list[tuple[str, str]]:
-    """The explanation's "Title:\\nbody" blocks."""
-    out = []
-    for block in text.split("\n\n"):
-        title, _, body = block.partition("\n")
-        if body and title.endswith(":"):
-            out.append((title[:-1], body))
-        else:
-            out.append(("", block))
-    return out
+def _reason_md(reason) -> str:
+    cite = f" **[{reason.citation}]**" if reason.citation else ""
+    return md_escape(reason.text) + cite
 
 
-def _cite_md(text: str) -> str:
-    return re.sub(r"((?:\[\d+\])+)", r"**\1**", md_escape(text))
+def _box(title: str, reasons: list, bullets: bool = False) -> None:
+    if not reasons:
+        return
+    with st.container(border=True):
+        st.markdown(f"##### {md_escape(title)}")
+        lines = [_reason_md(r) for r in reasons]
+        st.markdown("\n".join(f"- {x}" for x in lines) if bullets else "  \n".join(lines))
 
 
 def render_explanation(result) -> None:
+    """The typed sections of ``rag.explain.Explanation``; no prose is re-parsed."""
     if result.abstained:
         st.warning(md_escape(result.explanation), icon=":material/travel_explore:")
         return
-    opts = result.options
+    opts, s = result.options, result.sections
     cols = st.columns(2)
     cols[0].markdown(f"**You picked** {result.chosen} — {md_escape(opts.get(result.chosen, ''))}")
     if result.correct:
@@ -56,13 +55,24 @@ def render_explanation(result) -> None:
         cols[1].markdown(f"**Correct** {result.correct} {right}— "
                          f"{md_escape(opts.get(result.correct, ''))}  \n:gray[{how}]")
     else:
-        cols[1].markdown("**Correct:** :orange[your notes can't decide]")
-    for title, body in _blocks(result.explanation):
+        cols[1].markdown("**Correct:** :orange[your notes don't decide]")
+    st.markdown(f"**Key requirement:** {md_escape(s.requirement)}")
+    if result.backend == "generated":
         with st.container(border=True):
-            if title:
-                st.markdown(f"##### {md_escape(title)}")
-            st.markdown(_cite_md(body))
-    sentences = cited_by(result.explanation)
+            st.markdown(md_escape(result.explanation.split("\n\n")[0]))
+            st.caption("Written by the generator from the cited lines; every sentence passed "
+                       "the support check.")
+    if result.correct != result.chosen or result.correct is None:
+        _box(f"Why {result.chosen} falls short", s.chosen_fails)
+    if result.correct:
+        _box(f"Why {result.correct} fits", s.correct_fits)
+    with st.container(border=True):
+        st.markdown("##### Evidence for each option")
+        for ev in result.evidence:
+            quote = f": {md_escape(ev.quote)} **[{ev.citation}]**" if ev.quote else ""
+            st.markdown(f"- **{ev.letter}** {LABELS[ev.label]}{quote}")
+    _box("Key points to remember", s.key_points, bullets=True)
+    sentences = cited_by(result)
     if result.citations:
         st.markdown("##### Sources")
     for c in result.citations:
