@@ -79,9 +79,15 @@ def _markitdown(data: bytes, suffix: str) -> Converted:
     from markitdown import StreamInfo
 
     kind = suffix.lstrip(".").upper()
+    charset = None
+    if suffix in (".html", ".htm"):  # markitdown assumes UTF-8; saved pages may not be
+        from bs4 import UnicodeDammit
+
+        charset = UnicodeDammit(data, user_encodings=["utf-8", "windows-1252"],
+                                is_html=True).original_encoding  # <meta> first
     try:
         md = _converters()[suffix].convert(
-            io.BytesIO(data), StreamInfo(extension=suffix, charset="utf-8")).markdown
+            io.BytesIO(data), StreamInfo(extension=suffix, charset=charset)).markdown
     except Exception as exc:  # the parser's own error: BadZipFile, KeyError, ...
         cause = exc.__cause__ or exc
         raise ConversionError(f"not a readable {kind} file ({type(cause).__name__})") from None

@@ -189,3 +189,10 @@ def test_study_guide_cites_the_page(docs_settings):
     pdf = [i["passage"] for i in items if i["passage"]["file"] == "lecture.pdf"]
     assert pdf and all(p["page"] == 2 for p in pdf)
     assert "lecture.pdf, page 2, line" in guide.to_markdown()
+
+
+def test_saved_page_in_windows_1252_reads_right(tmp_path):
+    page = "<html><body><h1>Café notes</h1><p>Naïve résumé: 5 €</p></body></html>"
+    (tmp_path / "old.html").write_bytes(page.encode("cp1252"))
+    note = _note(tmp_path, "old.html")
+    assert "# Café notes" in note.lines and "Naïve résumé: 5 €" in note.lines
