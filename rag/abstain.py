@@ -19,7 +19,7 @@ class AbstainWeights:
     """Fitted with ``abstain_threshold`` (evals/reports/2026-12-01-tune-answers.md)."""
 
     w_lexical: float = 0.0
-    w_unknown: float = 0.4
+    w_unknown: float = 0.8
 
 
 def evidence(found: Candidates, weights: AbstainWeights = AbstainWeights()) -> float:

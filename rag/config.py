@@ -143,8 +143,9 @@ class Settings(BaseSettings):
     dense_weight: float = Field(default=1.0, ge=0, description="RRF weight of the dense list.")
     bm25_weight: float = Field(default=1.5, ge=0, description="RRF weight of the BM25 list.")
     lines_weight: float = Field(
-        default=1.0, ge=0,
-        description="RRF weight of the list that ranks chunks by their best line's vector.")
+        default=2.0, ge=0,
+        description="RRF weight of the list that ranks chunks by their best line's vector "
+                    "(fitted on tune halves: evals/reports/2026-12-01-tune-retrieval.md).")
     rerank_depth: int = Field(
         default=30, ge=1, le=500, description="Fused candidates re-scored by term coverage."
     )
@@ -158,7 +159,7 @@ class Settings(BaseSettings):
         default=0.92, gt=0, le=1.0, description="Cosine above which passages count as duplicates."
     )
     abstain_threshold: float = Field(
-        default=0.09, ge=-1, le=1,
+        default=0.11, ge=-1, le=1,
         description="Abstain when the evidence score (rag.abstain: best line's similarity minus "
                     "the weight of question terms no note uses) is below this; fitted on the "
                     "tune halves of two subjects.")

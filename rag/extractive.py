@@ -74,7 +74,7 @@ class ComposeParams:
     beat stopping at question coverage, which lexical overlap cannot judge when students use
     their own words."""
 
-    max_passages: int = 4
+    max_passages: int = 5
     max_lines: int = 4
     max_words: int = 70
     max_children: int = 4

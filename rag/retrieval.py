@@ -153,13 +153,14 @@ class NotesRetriever(BaseRetriever):
     k: int = 5
 
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
     ) -> list[Document]:
+        """``k`` passed at invoke time (``retriever.invoke(q, k=1)``) overrides the default."""
         return [
             Document(
                 page_content=h.chunk.text,
                 metadata={**h.passage().model_dump(exclude={"text"}), "dense": h.dense,
                           "bm25": h.bm25, "id": h.id},
             )
-            for h in self.search.hits(query, self.k)
+            for h in self.search.hits(query, k or self.k)
         ]

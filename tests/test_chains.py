@@ -115,9 +115,12 @@ def test_stream_yields_pieces_then_the_answer(tutor):
 
 
 def test_auto_prefers_the_measured_default(corpus_settings):
+    # No Ollama/OpenAI server is configured here: auto means the quoted notes (the embedded
+    # model lost on the dev set and its leads are off), and an explicit backend is kept.
     settings = corpus_settings.model_copy(update={"backend": "auto"})
-    assert resolve_answer_backend(settings) in ("extractive", "embedded")
-    assert resolve_answer_backend(corpus_settings) == "extractive"
+    assert resolve_answer_backend(settings) == "extractive"
+    embedded = corpus_settings.model_copy(update={"backend": "embedded"})
+    assert resolve_answer_backend(embedded) == "embedded"
 
 
 # --- OpenAI-compatible backend against a real local server --------------------------------

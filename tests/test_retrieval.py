@@ -54,3 +54,9 @@ def test_langchain_retriever_composes(search):
     docs = search.as_retriever(k=3).invoke("What is the Lambda maximum execution time?")
     assert len(docs) == 3
     assert {"file", "heading", "start_line", "end_line", "score"} <= set(docs[0].metadata)
+
+
+def test_langchain_retriever_takes_k_at_invoke_time(search):
+    retriever = search.as_retriever(k=4)
+    assert len(retriever.invoke("What is the Lambda maximum execution time?", k=1)) == 1
+    assert len(retriever.invoke("What is the Lambda maximum execution time?")) == 4

@@ -230,7 +230,7 @@ def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
 
 
 def test_decode_bytes_reasons():
-    assert decode_bytes(b"\xff\xfe\x00")[0] is None or True  # odd-length UTF-16: no crash
+    assert decode_bytes(b"\xff\xfe\x00") == (None, "invalid UTF-16")  # odd length: skipped
     assert decode_bytes(b"caf\xe9")[0] == "café"
     assert decode_bytes(b"\x00\x01\x02" * 100)[0] is None
 
