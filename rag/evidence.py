@@ -119,10 +119,13 @@ def heading_at(hit: Hit, line: int) -> str:
 
 
 # A negated drawback is a benefit: "won't require an application refactoring", "doesn't
-# require developers to manage cache invalidation", "no need to provision servers".
+# require developers to manage cache invalidation", "no need to provision servers"; so is
+# "not as good as X" for X.
 BENEFIT = re.compile(
     r"\b(?:won't|will not|doesn't|does not|don't|do not|no longer|never)\s+(?:\w+\s+){0,2}?"
-    r"(?:require|need|have to)\b|\bno need\b", re.IGNORECASE)
+    r"(?:require|need|have to)\b|\bno need\b"
+    # a comparison in favour of what follows: "... but not as good as Instance Store"
+    r"|\bnot (?:as|so) \w+ as\b", re.IGNORECASE)
 DRAWBACK = re.compile(
     r"\b(?:(?:most|more|very|too) expensive|costly|overkill|require (?:a lot of |significant |"
     r"extensive )?(?:refactor\w*|re-?writ\w*|code changes))\b", re.IGNORECASE)

@@ -39,7 +39,7 @@ _OPTION_LINE = re.compile(r"^\s*(?:[-*]\s*)?(?:\(([A-Ea-e])\)|([A-Ea-e])[.):])\s
                           re.MULTILINE)
 _OPTION_INLINE = re.compile(r"(?:^|\s)(?:\(([A-E])\)|([A-E])[.)])\s+")
 _REQUIREMENT = re.compile(
-    r"\b(must|need|needs|required?|requirement|without|least|most|minimal|minimi[sz]e|"
+    r"\b(must|need|needs|wants?|required?|requirement|without|least|most|minimal|minimi[sz]e|"
     r"cost-effective|cheapest|fastest|should|only|cannot|comply|secure|highly available)\b",
     re.IGNORECASE)
 log = logging.getLogger(__name__)
@@ -179,6 +179,7 @@ class _Scored:
     support: np.ndarray  # clauses x options: score where the clause backs that option, else -inf
     against: np.ndarray  # clauses x options: score where the clause limits that option
     named: np.ndarray  # clauses x options: score where the clause names it (maybe with others)
+    describes: np.ndarray  # clauses x options: score where the clause is plainly about it
     cos: np.ndarray  # clauses x options: cos(clause, scenario + option)
 
 
@@ -211,7 +212,7 @@ class Explainer:
         n = len(clauses)
         if not n:
             empty = np.zeros((0, len(keys)))
-            return _Scored([], np.zeros(0, bool), empty, empty, empty, empty)
+            return _Scored([], np.zeros(0, bool), empty, empty, empty, empty, empty)
         cvecs = self.vectors.encode([c.context for c in clauses])
         svec = self.vectors.encode([stem])[0]
         claims = self.vectors.encode([f"{stem} {options[k]}" for k in keys])
@@ -245,6 +246,7 @@ class Explainer:
         support = np.full((n, len(keys)), -np.inf)
         against = np.full((n, len(keys)), -np.inf)
         named_any = np.full((n, len(keys)), -np.inf)
+        describes = np.full((n, len(keys)), -np.inf)
         limits = np.array([bool(LIMIT.search(c.text)) or is_negative(c.text) for c in clauses])
         for j in range(len(keys)):
             others = [x for x in range(len(keys)) if x != j]
@@ -253,10 +255,18 @@ class Explainer:
             support[backs, j] = value[backs, j]
             stated = usable & ((pos[:, j] >= OWN_SHARE / 2) | (about[:, j] >= NAMES_COS))
             named_any[stated, j] = value[stated, j] + 0.5 * pos[stated, j]
-            named = (np.maximum(pos[:, j], neg[:, j]) >= OWN_SHARE) | (about[:, j] >= NAMES_COS)
-            limited = usable & ((neg[:, j] >= OWN_SHARE) | (named & limits))
+            # A limit counts against an option only in a line about it: naming it, and not
+            # naming another option as much ("When to use EBS > ... does not destroy data"
+            # says nothing against the instance store).
+            share = np.maximum(pos[:, j], neg[:, j])
+            rival = np.maximum(pos[:, others], neg[:, others]).max(axis=1) if others \
+                else np.zeros(n)
+            about_it = (share >= OWN_SHARE) & (share > rival)
+            limited = usable & about_it & ((neg[:, j] >= OWN_SHARE) | limits)
             against[limited, j] = value[limited, j]
-        return _Scored(clauses, usable, support, against, named_any, cos)
+            own = usable & (pos[:, j] >= 2 * OWN_SHARE) & alone
+            describes[own, j] = value[own, j]
+        return _Scored(clauses, usable, support, against, named_any, describes, cos)
 
     def _lexical(self, stem: str, options: dict[str, str], clauses: list[Clause]) -> np.ndarray:
         """IDF-weighted share of the scenario's own terms (not the options') in each clause."""
@@ -443,7 +453,7 @@ class _Writer:
                 sec.chosen_fails.append(self.reason(
                     i, f"{chosen} ({_short(opts[chosen])}) falls short. {self.says(i)}"))
             elif wrong:
-                j = self.best(self.s.support, chosen, BACKS_COS)
+                j = self.best(self.s.describes, chosen, BACKS_COS)
                 if j is not None:
                     sec.chosen_fails.append(self.reason(
                         j, f"Your notes link {chosen} ({_short(opts[chosen])}) only with "

@@ -36,7 +36,7 @@ from rag.errors import InputError, StudyragError
 from rag.evidence import NEGATIVE, VectorCache, clauses_of, heading_at, stems
 from rag.extractive import _finish, lead_of, split_units
 from rag.models import Chunk, Hit, Passage
-from rag.text import STOP, content_terms, sentences, strip_markup, unknown_names
+from rag.text import STOP, content_terms, sentences, strip_markup
 
 log = logging.getLogger(__name__)
 Source = Literal["harvested", "which-fits", "true-statement", "generated"]
@@ -51,7 +51,8 @@ _LISTED = re.compile(r"^\s*(?:,|;|/|&|and|or|vs\.?|versus|,\s*and|,\s*or|\bnor)\
 _GENERIC_HEADING = re.compile(
     r"^(understanding|analy[sz]ing|why|key points|conclusion|correct solution|comparison|"
     r"example|importance|factors|alternatives|choosing|questions|resources|table of contents|"
-    r"summary|introduction|overview|notes?|extra notes)\b", re.IGNORECASE)
+    r"summary|introduction|overview|notes?|extra notes|notations?|algorithm|implementation|"
+    r"use cases?)\b", re.IGNORECASE)
 _TERM = re.compile(r"(?<![\w@/-])(?:[A-Z][\w@/+-]*[A-Za-z0-9+]|[A-Z])"
                    r"(?:[ ](?:[A-Z][\w@/+-]*[A-Za-z0-9]|\d{1,4}\b))*")
 _ABBR = re.compile(r"([A-Z][\w@/+-]*(?:[ -][A-Z][\w@/+-]*)*)\s+\(([A-Z][A-Za-z0-9]{1,7})\)")
@@ -62,6 +63,11 @@ _NUMBER = re.compile(r"(?<![\w./,])(\d{1,5}(?:\.\d{1,2})?)(?![\d,.]\d)(\s?)([A-Z
 _DEICTIC = re.compile(r"\b(this|that|these|those|it|they|them|above|below|before|previous|"
                       r"following|here|now|same|such|latter|former|let's|we|our|us)\b",
                       re.IGNORECASE)
+# Labels about a family rather than members of it (exam English, not the subject's words).
+_META = re.compile(r"\b(considerations?|steps?|types?|basics|attributes?|concepts?|"
+                   r"approach(?:es)?|overview|general|summary|examples?|definitions?|"
+                   r"architecture|fundamentals|refresher|notation|dominant)\b", re.IGNORECASE)
+_FORMULA = re.compile(r"[<>{}=|\\^]|\w\[\w")  # markup, formulas, code: not a question
 _LABELLED = re.compile(r"^(prompt|question|scenario)\s*:\s*", re.IGNORECASE)
 _SOLUTION = re.compile(r"^(solution|answer)\s*:\s*", re.IGNORECASE)
 _COPULA = re.compile(r"^(?:is|are|was|were|can|cannot|can't|will|won't|has|have|does|doesn't|"
@@ -387,6 +393,7 @@ class _Line:
     alternatives: dict[str, list[tuple[str, Chunk]]] = field(default_factory=dict)
     family: str = ""  # what the alternatives are (their parent label or heading)
     named: str = ""  # the name the line starts with, when the answer is its section heading
+    from_heading: bool = False  # the subject is the section heading, not named by the line
 
 
 def _label(text: str) -> str:
@@ -396,11 +403,13 @@ def _label(text: str) -> str:
 
 
 def _is_label(text: str, most: int = 4) -> bool:
-    """A short outline label (1-4 words, no sentence), e.g. "Weighted:" or "Spread"."""
+    """A short outline label naming a thing (1-4 words, no sentence, no verb), e.g.
+    "Weighted:" or "Spread"; not a heading about the others ("Considerations", "Types")."""
     words = _label(text).split()
+    joined = " ".join(words)
     return 1 <= len(words) <= most and "vs" not in words and not re.search(
-        r"[.;!?]$", text) and not _COPULA.search(" ".join(words)) \
-        and not _DEICTIC.search(" ".join(words))
+        r"[.;!?]$", text) and not _COPULA.search(joined) and not _DEICTIC.search(joined) \
+        and not _META.search(joined)
 
 
 def _shuffle(correct: str, distractors: list[str], rng: random.Random) -> tuple[list[str], int]:
@@ -448,7 +457,8 @@ class QuestionWriter:
             heading = hit.chunk.heading.split(" > ")[-1] if hit.chunk.heading else ""
             headings = self.heading_family(hit.chunk)
             for u in units:
-                if not u.selectable or u.text.endswith("?") or len(u.text) > 220:
+                if not u.selectable or u.text.endswith("?") or len(u.text) > 220 \
+                        or _FORMULA.search(u.text):
                     continue
                 line = _Line(u.text, "", hit.chunk, u.line)
                 labels = self._labels(units, u, hit.chunk)
@@ -464,6 +474,7 @@ class QuestionWriter:
                     # (sibling headings): the heading is the answer
                     line.named, line.subject = line.subject, _label(heading)
                     line.family, line.alternatives = headings
+                    line.from_heading = True
                 elif not line.subject and not self.vocab.find(u.text):
                     line.subject = self.vocab.subject(lead_of(units, u, depth=1)) or ""
                 if line.subject:
@@ -587,6 +598,8 @@ class QuestionWriter:
     def true_statement(self, line: _Line, unit_values: dict[str, set[str]]
                        ) -> tuple[str, list[str], list[str]] | None:
         """A line with a number: the distractors say other values the notes use."""
+        if line.from_heading and not self.vocab.subject(line.subject):
+            return None  # a figure in a section about no one name may belong to anything
         inside = [(a, b) for a, b, _ in self.vocab.spans(line.text)]
         found = [m for m in _NUMBER.finditer(line.text) if m.group(3)
                  and not any(a <= m.start() < b for a, b in inside)]
@@ -594,6 +607,8 @@ class QuestionWriter:
             return None
         m = found[0]
         number, unit = m.group(1), (m.group(3) or "").lower()
+        if unit in STOP:
+            return None  # "0.9 is recommended": a number without a unit
         text = line.text if self.vocab.mentions(line.text, line.subject) else \
             f"{line.subject}: {line.text}"
         values = sorted(v for v in unit_values.get(unit, set()) if v != number
@@ -647,11 +662,14 @@ class QuestionWriter:
             if not named:
                 continue
             answer = "Use " + " with ".join(named[:2])
-            distractors = [f"Use {n}" for n in rejected if n not in named]
+            said = set(answer.lower().split())
+            distractors = [f"Use {n}" for n in rejected
+                           if n not in named and not set(n.lower().split()) <= said]
             for n in self.vocab.siblings(named[0], self.vectors):
                 if len(distractors) >= 3:
                     break
-                if n not in named and f"Use {n}" not in distractors:
+                if n not in named and f"Use {n}" not in distractors \
+                        and not set(n.lower().split()) <= said:
                     distractors.append(f"Use {n}")
             if len(distractors) < 3:
                 continue
@@ -721,8 +739,11 @@ class QuizMaker:
         hits = self._headed(topic) + self.search.hits(topic, 12)
         hits = list({h.id: h for h in hits}.values())
         best = max((h.dense for h in hits), default=0.0)
-        unknown = unknown_names(topic, self.index.term_df())
-        if not hits or best < self.tutor.settings.abstain_threshold or unknown:
+        df = self.index.term_df()
+        words = stems(topic)
+        unknown = sorted(t for t in words if not df.get(t))
+        if not hits or best < self.tutor.settings.abstain_threshold \
+                or len(unknown) * 2 > len(words):  # most of its words never occur
             names = ", ".join(t.name for t in list_topics(self.index)[:8])
             missing = f" (they never mention {', '.join(unknown)})" if unknown else ""
             raise QuizError(f"Your notes don't cover {topic!r}{missing}; try a topic they do, "

@@ -190,7 +190,7 @@ def explain_judging_rows(explainer, rows: list[dict]) -> list[dict]:
 
 
 def write_judging_inputs(subjects: dict[str, object], topics: dict[str, list[str]],
-                         out_dir: Path, n: int = 4) -> dict[str, int]:
+                         out_dir: Path, n: int = 6) -> dict[str, int]:
     """``quiz_outputs.jsonl`` over every subject's topic phrases and ``explain_outputs.jsonl``
     over the exam set (on the first subject, whose notes the set was written against)."""
     from rag.chains import Tutor

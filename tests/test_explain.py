@@ -194,6 +194,9 @@ def test_cli_explain_errors_are_one_line(corpus_settings, capsys):
     # a relative clause that objects rules out its antecedent
     ("This approach involves managing EC2 instances, which contradicts the requirement of "
      "avoiding infrastructure management", "", "ec2"),
+    # a comparison in favour of what follows is no objection to it
+    ("EBS volumes would provide good performance as far as disk goes, but not as good as "
+     "Instance Store", "instance", ""),
     # the remedy after a drawback is positive
     ("This entails a lot of overhead which can be simplified by simply using the Parameter "
      "Store", "parameter", "overhead"),

@@ -4,6 +4,7 @@ passage; progress per topic; every question comes back on its FSRS review schedu
 from __future__ import annotations
 
 import html
+import re
 
 import streamlit as st
 
@@ -297,7 +298,9 @@ def _question(settings: Settings, r: dict) -> None:
     passage = getattr(q, "passage", None)
     if passage is not None:
         with st.expander("From your notes", expanded=True):
-            show_passage(passage, [getattr(q, "explanation", ""), options[right]])
+            # the note lines the explanation quotes are the ones to highlight
+            quoted = re.findall(r'"([^"]{12,})"', getattr(q, "explanation", ""))
+            show_passage(passage, quoted or [getattr(q, "explanation", ""), options[right]])
     cols = st.columns([1, 1, 2])
     last = i + 1 >= len(questions)
     if cols[0].button("See results" if last else "Next question", type="primary",
