@@ -34,7 +34,12 @@ _INSTRUCTION = re.compile(
     r"|^\W*(system|assistant)\s*:|\b(system|hidden) prompt|\breveal (your|the) \w* ?prompt"
     r"|\b(reply|respond|answer|say) (only|with only|just)\b|\byou are now\b"
     r"|\bnew instructions?\b|\bas an ai\b|\binstead of answering\b"
-    r"|\b(assistant|ai|model|chatbot|llm)('s)? (instruction|directive|note)s?\b", re.IGNORECASE)
+    r"|\b(assistant|ai|model|chatbot|llm)('s)? (instruction|directive|note)s?\b"
+    r"|\bnote to (the )?(ai|assistant|model|llm|chatbot)\b"
+    r"|\b(ignore|disregard|forget) (the |all |any |your )?(question|notes|instructions|context)\b"
+    r"|\bas your (entire|whole|only|final) (answer|reply|response|output)\b"
+    r"|\b(user|assistant|system)\s*:.*\b(user|assistant)\s*:", re.IGNORECASE)
+_INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff]")
 _LABEL = re.compile(r"^(solution|answer)\s*:\s*", re.IGNORECASE)
 _NOISE = re.compile(r"^(!?\[[^\]]*\]\([^)]*\)\s*)+$|^\|?[\s:|-]+\|?$")  # images, table rules
 # Questions that ask for a quantity: a line with a number is more likely the answer.
@@ -127,7 +132,8 @@ def split_units(hit: Hit, hit_index: int, first: int = 0, max_chars: int = 300) 
         match = _BULLET.match(raw)
         indent = len(match.group(1).expandtabs(4)) if match else -1
         body = strip_markup(raw[match.end():] if match else stripped.lstrip(">").strip())
-        if not body or _NOISE.match(body) or _RESTATES.search(body) or _INSTRUCTION.search(body):
+        if not body or _NOISE.match(body) or _RESTATES.search(body) \
+                or _INSTRUCTION.search(_INVISIBLE.sub("", body)):
             continue  # prompts restate the problem, instructions to a model are not facts
         body = _LABEL.sub("", body)
         stack = [(i, u) for i, u in stack if i < indent] if match else []
