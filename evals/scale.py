@@ -342,7 +342,7 @@ def main(argv=None) -> int:
     p.add_argument("--factor", type=float, default=100)
     p.add_argument("--chroma-server", action="store_true", help="benchmark a `chroma run`")
     p.add_argument("--embedding-backend", choices=["torch", "onnx"],
-                   default=os.environ.get("STUDYRAG_EMBEDDING_BACKEND", "torch"))
+                   default=os.environ.get("STUDYRAG_EMBEDDING_BACKEND", "onnx"))  # the app default
     p.add_argument("--collection", default="notes")
     p.add_argument("--tmp", default=None, help="where to write the temp folder")
     p.add_argument("--keep", action="store_true", help="keep the temp folder")

@@ -212,24 +212,41 @@ def cmd_eval(args) -> int:
 BENCH_QUESTION = "What is the maximum execution time of a Lambda function?"
 
 
+# Forks the command from a small process: a child forked from this one (models loaded) would
+# report this process's peak RSS as its own (Linux keeps the high-water mark across exec).
+_LAUNCHER = """
+import json, os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    json.dump({"wall_s": time.perf_counter() - started, "rc": os.waitstatus_to_exitcode(status),
+               "cpu_s": usage.ru_utime + usage.ru_stime,
+               "peak_rss_mb": usage.ru_maxrss / 1024}, f)
+"""
+
+
 def _timed_process(cmd: list[str], env: dict, out: Path) -> dict:
     """Run one command as its own process (as a user's shell would): wall seconds, CPU seconds
-    (user + system) and peak RSS of that process, from ``wait4``."""
-    import os
+    (user + system) and peak RSS of that process, from ``wait4`` in a small launcher."""
+    import json
     import subprocess
+    import sys
 
+    figures = out.with_suffix(".time.json")
     with open(out, "wb") as stdout, open(out.with_suffix(".err"), "wb") as stderr:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=stdout, stderr=stderr)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+        subprocess.run([sys.executable, "-c", _LAUNCHER, str(figures), *cmd], cwd=REPO,
+                       env=env, stdout=stdout, stderr=stderr, check=False)
+    got = json.loads(figures.read_text()) if figures.is_file() else {"rc": -1}
+    if got.pop("rc") != 0:
         tail = out.with_suffix(".err").read_text(errors="replace").strip().splitlines()[-1:]
-        raise InputError(f"`{' '.join(cmd[:4])} …` failed ({proc.returncode}): "
-                         f"{tail[0] if tail else 'no output'}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "peak_rss_mb": usage.ru_maxrss / 1024}
+        raise InputError(f"`{' '.join(cmd[:4])} …` failed: {tail[0] if tail else 'no output'}")
+    return got
 
 
 def whole_process_bench(settings, scratch: Path, runs: int) -> dict:
