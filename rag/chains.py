@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
@@ -68,6 +69,7 @@ class ChainState:
     standalone: str = ""
     hits: list[Hit] = field(default_factory=list)
     found: Candidates | None = None
+    qvec: np.ndarray | None = None  # the standalone question's vector, embedded once
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -231,7 +233,8 @@ class Tutor:
         return condense_question(question, history)
 
     def _retrieve(self, state: ChainState) -> ChainState:
-        state.hits = self.search.hits(state.standalone)
+        state.qvec = self.search.index.embedder.encode([clean_question(state.standalone)])[0]
+        state.hits = self.search.hits(state.standalone, qvec=state.qvec)
         return state
 
     def _answer(self, state: ChainState) -> Answer:
@@ -257,8 +260,9 @@ class Tutor:
 
     def extract(self, state: ChainState) -> Extract:
         index = self.search.index
-        qvec = index.embedder.encode([state.standalone])[0]
-        state.found = candidates(state.standalone, qvec, state.hits, index.embedder,
+        if state.qvec is None:
+            state.qvec = index.embedder.encode([state.standalone])[0]
+        state.found = candidates(state.standalone, state.qvec, state.hits, index.embedder,
                                  index.term_df(), len(index.chunks()), self.compose_params,
                                  index.lines.vectors)
         return compose(state.found, self.compose_params)

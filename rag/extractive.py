@@ -105,11 +105,10 @@ class Candidates:
 
 @dataclass
 class Extract:
-    """The chosen sentences, with the hit index each cites, and the evidence strength."""
+    """The chosen sentences, with the hit index each cites (evidence strength for abstention
+    lives in :class:`Candidates`)."""
 
     sentences: list[tuple[str, int, int]]  # (text, hit index, first line)
-    best: float
-    coverage: float
 
 
 def _context(hit: Hit, lead: str) -> str:
@@ -233,11 +232,11 @@ def compose(found: Candidates, params: ComposeParams = ComposeParams()) -> Extra
     """Pick lines: the best, then others only while they cover more of the question."""
     units = found.units
     if not units:
-        return Extract([], 0.0, 0.0)
+        return Extract([])
     ranked = sorted((i for i in range(len(units)) if units[i].selectable),
                     key=lambda i: units[i].score, reverse=True)
     if not ranked:
-        return Extract([], 0.0, 0.0)
+        return Extract([])
     best = units[ranked[0]].score
     chosen: list[int] = []
     seen: set[str] = set()
@@ -264,7 +263,7 @@ def compose(found: Candidates, params: ComposeParams = ComposeParams()) -> Extra
             seen |= units[j].terms
         words += size
         picks += 1
-    return Extract(render_lines(units, chosen), best, found.best_lexical)
+    return Extract(render_lines(units, chosen))
 
 
 def render_lines(units: list[Unit], chosen: list[int]) -> list[tuple[str, int, int]]:

@@ -73,15 +73,17 @@ class HybridSearch:
         return resolve((c.file for c in self.index.chunks().values()), chosen)
 
     def hits(self, question: str, k: int | None = None, mode: str = "hybrid",
-             sources: list[str] | None = None) -> list[Hit]:
+             sources: list[str] | None = None, qvec: np.ndarray | None = None) -> list[Hit]:
         """Top-k hits; mode is 'hybrid' (chunk vectors + BM25 + best-line vectors, fused and
         re-ranked), or 'dense' / 'bm25' alone (to measure the parts). ``sources`` (files or
-        folders) filters all three lists before fusion, so every hit comes from them."""
+        folders) filters all three lists before fusion, so every hit comes from them. ``qvec``:
+        the question's vector when the caller already has it (the chain reuses it)."""
         question = clean_question(question)
         k = k or self.settings.k
         n = max(self.settings.fetch_k, k)
         files = self.source_files(sources)
-        qvec = self.index.embedder.encode([question])[0]
+        if qvec is None:
+            qvec = self.index.embedder.encode([question])[0]
         dense = self.index.dense_search(qvec, n, files) if mode != "bm25" else []
         sparse = self.index.bm25_search(question, n, files) if mode != "dense" else []
         if mode != "hybrid":
