@@ -89,12 +89,13 @@ class LineIndex:
         try:
             meta = json.loads((self.folder / "lines.json").read_text(encoding="utf-8"))
             data = np.load(self.folder / "lines.npy")
-        except (OSError, ValueError):
-            return
-        if sum(meta.get("counts", [])) != len(data):
+            hashes, counts = list(meta["hashes"]), [int(c) for c in meta["counts"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # missing or damaged cache: the vectors are embedded again
+        if sum(counts) != len(data) or len(hashes) != len(counts):
             return  # written by an interrupted save: rebuild
         start = 0
-        for key, count in zip(meta["hashes"], meta["counts"]):
+        for key, count in zip(hashes, counts):
             self._by_hash[key] = data[start:start + count]
             start += count
 

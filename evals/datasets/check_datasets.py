@@ -406,6 +406,9 @@ def check_user_set(path: str, corpus: dict, min_answerable: int, min_unanswerabl
 def main_user_set(args: list[str]) -> int:
     """``--set FILE --notes DIR [--min A U]``: check one user-style set against its notes."""
     opts = dict(zip(args[::2], args[1::2]))
+    if "--set" not in opts or "--notes" not in opts:
+        print("usage: check_datasets.py --set FILE --notes DIR [--min ANSWERABLE,UNANSWERABLE]")
+        return 2
     path, notes = opts["--set"], opts["--notes"]
     minimum = [int(x) for x in opts.get("--min", "0,0").split(",")]
     res = check_user_set(path, load_corpus(notes), *minimum)
