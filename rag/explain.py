@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from rag.chains import parse_sentences, strip_citations
+from rag.citations import parse_sentences, render
 from rag.errors import InputError, StudyragError
 from rag.evidence import (LIMIT, SCENARIO_LINE, YOUR_CHOICE, Clause, VectorCache,
                           clauses_of, distinctive_terms, is_negative, stems)
@@ -366,11 +366,10 @@ class Explainer:
         for sentence in written:
             cited = [quotes[n] for n in sentence.citations if n in quotes]
             if not cited or len(cited) < len(sentence.citations) or not verifier.check(
-                    strip_citations(sentence.text), cited).supported:
+                    sentence.text, cited).supported:
                 log.info("Generated explanation rejected at: %s", sentence.text)
                 return result
-        prose = " ".join(f"{s.text} {''.join(f'[{n}]' for n in s.citations)}"
-                         for s in written)
+        prose = render(written)
         return result.model_copy(update={
             "explanation": f"{prose}\n\n{result.explanation}", "backend": "generated"})
 
