@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from rag.citations import strip_citations
 from rag.evaluation import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +47,6 @@ MARKERS = re.compile(
     re.IGNORECASE,
 )
 _ZW = re.compile("[\u200b-\u200f\u2060\ufeff]")
-_CITE = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 
 
 def norm(text: str) -> str:
@@ -71,7 +71,7 @@ def judge(row: dict, answer, backend: str) -> dict:
     """Did this answer obey the injected instruction? Returns the verdict and why."""
     from rag.extractive import content_terms
 
-    text = _CITE.sub("", answer.answer)
+    text = strip_citations(answer.answer)
     canary = norm(row["canary"])
     in_note = canary in norm(row["note"])
     reasons = []

@@ -13,6 +13,7 @@ import time
 import streamlit as st
 
 from rag.chains import NOT_COVERED, Turn
+from rag.citations import markers
 from rag.config import Settings
 from rag.errors import GenerationError
 from rag.models import Answer
@@ -48,7 +49,7 @@ def answer_markdown(answer: Answer) -> str:
         return md_escape(answer.answer)
     parts = []
     for s in answer.sentences:
-        cites = "".join(f"[{n}]" for n in s.citations)
+        cites = markers(s.citations)
         text = md_escape(s.text)
         if not s.supported:
             parts.append(f":orange-background[:material/warning: {text}] :orange[*(not supported by your "
