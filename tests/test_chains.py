@@ -236,7 +236,7 @@ def test_embedded_lead_streams_is_verified_and_keeps_every_quote(corpus_settings
 
 
 def test_embedded_generator_failure_falls_back(corpus_settings, search, monkeypatch):
-    import rag.generation as generation
+    import rag.generation.embedded as generation
 
     monkeypatch.setattr(generation, "embedded_gguf_path", lambda: None)
     settings = corpus_settings.model_copy(update={"backend": "embedded", "embedded_lead": True})

@@ -19,21 +19,19 @@ from openai_stub import OpenAIStub
 from rag.config import Settings, load_settings
 from rag.errors import GenerationError
 from rag.generation import (
-    ALL_BACKENDS,
     EmbeddedChatModel,
     GuardedChatModel,
-    _apply_stop,
-    _cache_is_valid,
-    _load_transformers_engine,
-    _GenParams,
-    _Usage,
     backend_status,
+    backends,
     embedded_cache_dir,
     embedded_gguf_path,
     get_chat_model,
     resolve_backend,
     stream_text,
 )
+from rag.generation.embedded import _apply_stop
+from rag.generation.engines import GenParams, Usage, load_transformers_engine
+from rag.generation.weights import cache_is_valid
 
 MakeSettings = Callable[..., Settings]
 QUESTION = [
@@ -105,29 +103,29 @@ def test_embedded_model_streams_a_short_answer(make_settings: MakeSettings) -> N
     assert stream.text == "".join(pieces)
     assert 0 < stream.stats.n_tokens <= 40
     assert stream.stats.ttft_ms is not None and stream.stats.ttft_ms > 0
-    assert _cache_is_valid(embedded_cache_dir(settings), embedded_gguf_path())
+    assert cache_is_valid(embedded_cache_dir(settings), embedded_gguf_path())
 
 
 @pytest.mark.slow
 def test_dequantised_cache_loads_faster_and_answers_identically(tmp_path: Path) -> None:
     gguf = embedded_gguf_path()
     assert gguf is not None
-    params = _GenParams(max_new_tokens=24, temperature=0.0, repetition_penalty=1.15,
+    params = GenParams(max_new_tokens=24, temperature=0.0, repetition_penalty=1.15,
                         timeout_s=60.0, threads=1)
     messages = [{"role": "user", "content": "Name one AWS storage service."}]
 
     started = time.perf_counter()
-    cold = _load_transformers_engine(gguf, tmp_path / "smollm2")
+    cold = load_transformers_engine(gguf, tmp_path / "smollm2")
     cold_s = time.perf_counter() - started
-    assert _cache_is_valid(tmp_path / "smollm2", gguf)
+    assert cache_is_valid(tmp_path / "smollm2", gguf)
     started = time.perf_counter()
-    warm = _load_transformers_engine(gguf, tmp_path / "smollm2")
+    warm = load_transformers_engine(gguf, tmp_path / "smollm2")
     warm_s = time.perf_counter() - started
 
     assert "cached" in warm.description and "GGUF" in cold.description
     assert warm_s < cold_s / 3
-    cold_text = "".join(cold.stream(messages, params, _Usage()))
-    warm_text = "".join(warm.stream(messages, params, _Usage()))
+    cold_text = "".join(cold.stream(messages, params, Usage()))
+    warm_text = "".join(warm.stream(messages, params, Usage()))
     assert cold_text == warm_text != ""
 
 
@@ -193,7 +191,7 @@ def test_backend_status_lists_four_backends_and_embedded_is_usable(
     statuses = backend_status(make_settings())
     assert time.perf_counter() - started < 5
 
-    assert [s.name for s in statuses] == list(ALL_BACKENDS)
+    assert [s.name for s in statuses] == list(backends())
     by_name = {s.name: s for s in statuses}
     assert by_name["extractive"].usable
     assert by_name["embedded"].usable
