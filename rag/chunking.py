@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from rag.models import Chunk, NoteFile
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
+# A fence may open after a list marker ("- ```"): missing it swallows every later heading.
+_FENCE = re.compile(r"^\s*(?:[-*+]\s+|\d+[.)]\s+)?(```|~~~)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 

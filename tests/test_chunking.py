@@ -75,3 +75,26 @@ def test_a_single_huge_line_is_split_by_sentences():
     assert len(chunks) > 5
     assert all(c.start_line == c.end_line == 2 for c in chunks[1:])
     assert all(len(c.text) <= 520 for c in chunks)
+
+
+def test_a_code_fence_opened_after_a_bullet_closes_before_the_next_heading():
+    """"- ```" opens a fence too; missing it made the closing fence open one, so every later
+    heading stuck to the previous section."""
+    lines = ["# Top", "## Regularization", "- update:", "  - ```", "    # w = w - a * dw",
+             "    ```", "- penalises large weights", "## Dropout", "- drops units at random"]
+    chunks = chunk_note(note(lines), chunk_size=120, overlap=0, min_chars=0)
+    assert [c.heading for c in chunks] == ["Top > Regularization", "Top > Dropout"]
+    assert chunks[1].start_line == 8
+
+
+DEEP_LEARNING = REPO.parent / "shared" / "notes-deep-learning"
+
+
+@pytest.mark.skipif(not DEEP_LEARNING.is_dir(), reason="the deep-learning notes are not here")
+def test_deep_learning_sections_after_a_bulleted_fence_keep_their_own_heading():
+    f = next(f for f in load_notes(DEEP_LEARNING).files
+             if f.rel == "2-improving-deep-neural-networks.md")
+    chunks = chunk_note(f)
+    after = [c for c in chunks if c.start_line > 170]
+    assert after and not any(c.heading.endswith("> Regularization") for c in after)
+    assert any(c.heading.endswith("> Dropout Regularization") for c in after)
