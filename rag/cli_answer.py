@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from rag.cli import _question, add_source_arg, emit, run_batch, settings_from
+from rag.generation.registry import backend_choices
 
 
 def make_tutor(args):
@@ -147,7 +148,7 @@ def _backend_args(p) -> None:
     p.add_argument("--extractive", action="store_true",
                    help="answer with note sentences only (no generator)")
     p.add_argument("--k", type=int, default=None, help="passages to retrieve")
-    p.add_argument("--backend", choices=["auto", "extractive", "embedded", "ollama", "openai"])
+    p.add_argument("--backend", choices=backend_choices())
     p.add_argument("--model", help="model name for ollama/openai")
     add_source_arg(p)
 
@@ -165,7 +166,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("models", help="list answer backends and whether each is usable")
-    p.add_argument("--backend", choices=["auto", "extractive", "embedded", "ollama", "openai"])
+    p.add_argument("--backend", choices=backend_choices())
     p.add_argument("--model", help="model name for ollama/openai")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_models)

@@ -85,9 +85,6 @@ class _TomlSource(PydanticBaseSettingsSource):
         return dict(self.data)
 
 
-Backend = Literal["auto", "extractive", "embedded", "ollama", "openai"]
-
-
 class Settings(BaseSettings):
     """Every knob of studyrag, each with a description (shown by ``study config``)."""
 
@@ -165,9 +162,19 @@ class Settings(BaseSettings):
                     "tune halves of two subjects.")
 
     # --- answering -----------------------------------------------------------------------
-    backend: Backend = Field(
-        default="auto", description="Answer backend: auto, extractive, embedded, ollama, openai."
+    backend: str = Field(
+        default="auto", description="Answer backend: auto or a name `study models` lists."
     )
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        """A plain string checked against the registry, so plugin backends are accepted."""
+        from rag.generation.registry import backend_choices
+
+        if value not in backend_choices():
+            raise ValueError(f"unknown backend, choose one of: {', '.join(backend_choices())}")
+        return value
     model: str = Field(default="", description="Model name for ollama/openai backends.")
     ollama_host: str = Field(default="http://localhost:11434", description="Ollama URL.")
     openai_base_url: str = Field(

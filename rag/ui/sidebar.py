@@ -6,15 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from rag.config import Settings
+from rag.generation.registry import AUTO, EXTRACTIVE, auto_candidates, backends, generator_names
 from rag.ui import resources
-
-BACKENDS = {
-    "auto": "Auto (best available)",
-    "extractive": "Extractive (note sentences only)",
-    "embedded": "Embedded model (local)",
-    "ollama": "Ollama",
-    "openai": "OpenAI-compatible server",
-}
 
 
 def _defaults(settings: Settings) -> None:
@@ -22,7 +15,7 @@ def _defaults(settings: Settings) -> None:
     st.session_state.setdefault("sb_backend", settings.backend)
     st.session_state.setdefault("sb_model", settings.model)
     st.session_state.setdefault("sb_k", settings.k)
-    st.session_state.setdefault("sb_extractive", settings.backend == "extractive")
+    st.session_state.setdefault("sb_extractive", settings.backend == EXTRACTIVE)
     st.session_state.setdefault("sb_ollama_host", settings.ollama_host)
     st.session_state.setdefault("sb_openai_base_url", settings.openai_base_url)
 
@@ -36,15 +29,15 @@ def render(base: Settings) -> Settings:
             "Extractive mode", key="sb_extractive",
             help="Answer only with sentences copied from your notes (no generator model).",
         )
+        labels = {AUTO: "Auto (best available)",
+                  **{name: b.label for name, b in backends().items()}}
         st.selectbox(
-            "Generator backend", list(BACKENDS), format_func=BACKENDS.get, key="sb_backend",
+            "Generator backend", list(labels), format_func=labels.get, key="sb_backend",
             disabled=extractive,
         )
-        backend = "extractive" if extractive else st.session_state["sb_backend"]
-        if backend in ("ollama", "openai", "embedded"):
-            st.text_input("Model", key="sb_model",
-                          placeholder="default model" if backend == "embedded" else
-                          "e.g. llama3.2:3b" if backend == "ollama" else "e.g. qwen2.5-7b")
+        backend = EXTRACTIVE if extractive else st.session_state["sb_backend"]
+        if backend in generator_names():
+            st.text_input("Model", key="sb_model", placeholder=backends()[backend].model_hint)
         if backend == "ollama":
             st.text_input("Ollama URL", key="sb_ollama_host")
         if backend == "openai":
@@ -82,7 +75,7 @@ def _sources(settings: Settings) -> None:
 
 
 def _status(settings: Settings, backend: str) -> None:
-    if backend == "extractive":
+    if backend == EXTRACTIVE:
         st.caption(":material/check_circle: Extractive answers are always available.")
         return
     try:
@@ -94,12 +87,9 @@ def _status(settings: Settings, backend: str) -> None:
         st.caption(":material/info: Generators are not installed in this build; answers are extractive.")
         return
     by_name = {r["name"]: r for r in rows}
-    if backend == "auto":
-        # The order rag.generation.resolve_backend uses for "auto".
-        usable = [by_name[n] for n in ("openai", "ollama", "embedded")
-                  if n in by_name and by_name[n]["usable"]
-                  and (n != "openai" or settings.openai_base_url)
-                  and (n != "ollama" or settings.model)]
+    if backend == AUTO:
+        usable = [by_name[n] for n in auto_candidates(settings)
+                  if n in by_name and by_name[n]["usable"]]
         if usable:
             r = usable[0]
             st.caption(f":material/check_circle: Using **{r['name']}**" + (f" · `{r['model']}`" if r["model"] else ""))
