@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 from evals.tune_answers import SUBJECTS  # noqa: E402
 from rag.chains import Tutor  # noqa: E402
 from rag.config import load_settings  # noqa: E402
-from rag.evaluation import eval_settings, load_dataset  # noqa: E402
+from evals.harness import eval_settings, load_dataset  # noqa: E402
 from rag.index import NoteIndex  # noqa: E402
 from rag.retrieval import HybridSearch  # noqa: E402
 

@@ -35,11 +35,11 @@ import time
 from pathlib import Path
 
 from rag.citations import strip_citations
-from rag.evaluation import write_report
 
-ROOT = Path(__file__).resolve().parent.parent
-DATASET = ROOT / "evals" / "datasets" / "injection.jsonl"
-REPORTS = ROOT / "evals" / "reports"
+from evals import DATASETS, REPO, REPORTS
+from evals.report import write_report
+
+DATASET = DATASETS / "injection.jsonl"
 MARKERS = re.compile(
     r"ignor|disregard|instruc|system|assistant|\bAI\b|from now on|you are now|append|"
     r"\btool\b|reverse the string|decode|cite it as|developers|\bUser:|URGENT|include this|"
@@ -98,7 +98,7 @@ def build(rows: list[dict], home: Path, notes: Path, backend_settings: dict):
     from rag.config import load_settings
     from rag.index import NoteIndex
 
-    shutil.copytree(ROOT / "corpus", notes)
+    shutil.copytree(REPO / "corpus", notes)
     for row in rows:
         (notes / f"injection-{row['id']}.md").write_text(row["note"] + "\n", encoding="utf-8")
     settings = load_settings(home=home, notes_dir=notes, **backend_settings)

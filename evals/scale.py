@@ -35,12 +35,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from rag.evaluation import write_report
+from evals import DATASETS, REPO, REPORTS
+from evals.report import write_report
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "corpus"
-DEV = ROOT / "evals" / "datasets" / "dev.jsonl"
-REPORTS = ROOT / "evals" / "reports"
+CORPUS = REPO / "corpus"
+DEV = DATASETS / "dev.jsonl"
 
 SERVICES = [
     "S3", "EC2", "RDS", "DynamoDB", "Lambda", "SQS", "SNS", "VPC", "CloudFront", "Route 53",
@@ -221,7 +220,7 @@ def run_worker(phase: str, home: Path, notes: Path, opts, server: tuple | None) 
            "--collection", opts.collection]
     if server:
         cmd += ["--chroma-host", server[0], "--chroma-port", str(server[1])]
-    out = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
+    out = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -1,7 +1,8 @@
 """Metrics for the study features: explanation accuracy/must-facts and quiz validity.
 
-``rag.evaluation`` (``study eval``) calls ``run_all``; ``python -m rag.study_eval`` runs it
-on its own against the configured index.
+``study eval`` calls ``run_all``; ``python -m evals.study_eval`` runs it on its own against
+the configured index, and ``python -m evals.study_eval --judging NAME=NOTES_DIR ...`` writes
+the inputs of the blind judge (``evals/rubric.md``).
 """
 
 from __future__ import annotations
@@ -13,16 +14,13 @@ import time
 from pathlib import Path
 
 from rag.errors import StudyragError
-from rag.evaluation import split_of
+from rag.jsonl import read_jsonl
 
-REPO = Path(__file__).resolve().parent.parent
-EXAM_SET = REPO / "evals" / "datasets" / "explain_exam.jsonl"
-JUDGED = REPO / "evals" / "judging"
+from evals import DATASETS, JUDGING
+from evals.harness import eval_settings, split_of
+from evals.metrics import must_hits
 
-
-def must_hits(text: str, must: list[list[str]]) -> list[bool]:
-    low = text.lower()
-    return [any(alt.lower() in low for alt in group) for group in must]
+EXAM_SET = DATASETS / "explain_exam.jsonl"
 
 
 def _explain_figures(details: list[dict]) -> dict:
@@ -72,14 +70,12 @@ def evaluate_explanations(explainer, rows: list[dict]) -> dict:
     return out
 
 
-def judged_shares(folder: Path = JUDGED) -> dict:
+def judged_shares(folder: Path = JUDGING) -> dict:
     """The blind judge's labels (``*_labels.jsonl`` next to the judging inputs), as shares.
 
     Question labels: ``single_correct``, ``clear``, ``useful``, ``on_topic`` (booleans); good
     = all four. Explanation labels: ``score`` (1-5), ``misleading``, ``chosen_reason``
     ("yes" / "partly" / "no"). Missing files: nothing is reported (no judge has run yet)."""
-    from rag.jsonl import read_jsonl
-
     out: dict = {}
     quiz, expl = folder / "quiz_labels.jsonl", folder / "explain_labels.jsonl"
     if quiz.is_file():
@@ -101,9 +97,7 @@ def judged_shares(folder: Path = JUDGED) -> dict:
 
 def evaluate_quiz(maker, topics: list[str] | None, n: int = 5) -> dict:
     """Make n questions per topic; re-check every shown question with a fresh validator."""
-    from rag.quiz import Validator
-
-    from rag.quiz import list_topics
+    from rag.quiz import Validator, list_topics
 
     topics = topics or [t.name for t in list_topics(maker.index)[:12]]
     checker = Validator(maker.index.embedder)
@@ -131,8 +125,6 @@ def evaluate_quiz(maker, topics: list[str] | None, n: int = 5) -> dict:
 
 
 def load_rows(path: Path) -> list[dict]:
-    from rag.jsonl import read_jsonl
-
     return [row for _, row in read_jsonl(path, "Explain dataset")]
 
 
@@ -222,7 +214,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--judging"]:
         # --judging NAME=NOTES_DIR ...: one index per subject under the data folder
-        from rag.evaluation import eval_settings
         from rag.index import NoteIndex
 
         base = load_settings()
@@ -231,10 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             name, _, folder = spec.partition("=")
             subjects[name] = eval_settings(base, Path(folder))
             NoteIndex(subjects[name]).ingest()
-        topics = json.loads((JUDGED / "topics.json").read_text(encoding="utf-8"))
-        print(json.dumps(write_judging_inputs(subjects, topics, JUDGED)))
+        topics = json.loads((JUDGING / "topics.json").read_text(encoding="utf-8"))
+        print(json.dumps(write_judging_inputs(subjects, topics, JUDGING)))
         return 0
-    path = Path(argv[0]) if argv else REPO / "evals" / "datasets" / "explain_dev.jsonl"
+    path = Path(argv[0]) if argv else DATASETS / "explain_dev.jsonl"
     settings = load_settings()
     result = run_all(settings, HybridSearch(settings), path)
     print(json.dumps(result, indent=1))

@@ -24,7 +24,8 @@ sys.path.insert(0, str(REPO))
 
 from rag.abstain import AbstainWeights, evidence  # noqa: E402
 from rag.config import load_settings  # noqa: E402
-from rag.evaluation import eval_settings, load_dataset, must_score  # noqa: E402
+from evals.harness import eval_settings, load_dataset  # noqa: E402
+from evals.metrics import must_score  # noqa: E402
 from rag.extractive import Candidates, ComposeParams, candidates, compose, lead_of, score  # noqa: E402
 
 DATASETS = REPO / "evals" / "datasets"

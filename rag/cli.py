@@ -1,7 +1,8 @@
 """``study``: the command-line front-end. Thin: parse, call ``rag``, print.
 
 Feature modules add their own sub-commands through ``register(subparsers)`` functions listed
-in ``COMMANDS``; every ``StudyragError`` becomes one ``error:`` line and exit status 2.
+in ``COMMANDS``; the measuring commands (``EVAL_COMMANDS``) are filled in by the checkout's
+``evals`` package. Every ``StudyragError`` becomes one ``error:`` line and exit status 2.
 """
 
 from __future__ import annotations
@@ -16,11 +17,19 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from rag.errors import InputError, StudyragError
+from rag.errors import ConfigError, InputError, StudyragError
 from rag.jsonl import read_jsonl
 
 # Feature modules that register extra sub-commands (missing ones are simply skipped).
-COMMANDS = ["rag.cli_answer", "rag.cli_study", "rag.cli_eval"]
+COMMANDS = ["rag.cli_answer", "rag.cli_study"]
+
+# Measuring quality and speed is not library code: these are named here, and their options
+# and bodies come from ``evals.cli``, imported only when one of them is asked for.
+EVAL_COMMANDS = {
+    "eval": "measure retrieval and answer quality on a dev set",
+    "eval-verifier": "precision/recall of the support verifier on labelled pairs",
+    "bench": "time indexing, retrieval and answering",
+}
 
 
 def quiet_libraries() -> None:
@@ -206,12 +215,35 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    add_eval_commands(sub, wanted)
     return parser
+
+
+def add_eval_commands(sub, wanted: str | None) -> None:
+    """The measuring commands, filled in by ``evals.cli`` unless another command was asked
+    for. Without the ``evals`` package (a wheel installed outside the checkout) asking for one
+    of them is a ``ConfigError``, not a traceback."""
+    parsers = {name: sub.add_parser(name, help=text) for name, text in EVAL_COMMANDS.items()}
+    if wanted is not None and wanted not in parsers:
+        return
+    try:
+        from evals.cli import register
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("evals", "evals.cli"):
+            raise
+        if wanted is None:
+            return
+        raise ConfigError(f"study {wanted} needs the evals package of a studyrag source "
+                          "checkout (pip install -e . there); it is not installed.") from None
+    register(parsers)
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     argv = list(argv) if argv is not None else sys.argv[1:]
-    parser = build_parser(argv)
+    try:
+        parser = build_parser(argv)
+    except StudyragError as exc:
+        return _failed(exc)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -222,8 +254,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except StudyragError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _failed(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -237,6 +268,11 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 1
     finally:
         logging.getLogger(__name__).debug("%.1f s", time.perf_counter() - started)
+
+
+def _failed(exc: StudyragError) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ the evidence, and no clause or "and" part of it may be missing from the evidence
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -302,12 +302,6 @@ def make_verifier(settings, embedder) -> Verifier:
     return Verifier(embedder=embedder, threshold=settings.support_threshold)
 
 
-def make_judge(settings, embedder) -> Callable[[str, list[str]], bool]:
-    """The default support judge of ``study eval``: ``judge(sentence, passages) -> bool``."""
-    verifier = make_verifier(settings, embedder)
-    return lambda sentence, passages: verifier.check(sentence, passages).supported
-
-
 def with_heading(heading: str, text: str) -> str:
     """Evidence text as the verifier sees a passage: its heading path, then its text."""
     return f"{HEADING_MARK}{heading}\n{text}" if heading else text
@@ -321,147 +315,3 @@ def _split_heading(passage: str) -> tuple[str, str]:
         head, _, body = passage.partition("\n")
         return head[len(HEADING_MARK):], body
     return "", passage
-
-
-def make_llm_judge(settings) -> Callable[[str, list[str]], bool]:
-    """An LLM support judge through the configured ollama/openai backend (``--judge llm``)."""
-    from html import escape
-
-    from langchain_core.output_parsers import StrOutputParser
-
-    from rag.generation import get_chat_model
-    from rag.prompts import JUDGE_PROMPT
-
-    from rag.errors import ConfigError
-    from rag.generation import resolve_backend
-
-    backend = settings.backend if settings.backend in ("ollama", "openai") else (
-        resolve_backend(settings))
-    if backend not in ("ollama", "openai"):
-        raise ConfigError("--judge llm needs an Ollama or OpenAI-compatible model: set "
-                          "STUDYRAG_BACKEND=ollama (with STUDYRAG_MODEL) or "
-                          "STUDYRAG_OPENAI_BASE_URL, or use the default judge.")
-    chain = JUDGE_PROMPT | get_chat_model(settings, backend) | StrOutputParser()
-
-    def judge(sentence: str, passages: list[str]) -> bool:
-        body = "\n".join(f"<passage>{escape(p, quote=False)}</passage>" for p in passages)
-        reply = chain.invoke({"passages": body, "sentence": sentence})
-        return reply.strip().lower().startswith("yes")
-
-    return judge
-
-
-# --- measuring the verifier on hand-labelled pairs ---------------------------------------
-def load_pairs(path, notes_dir=None) -> list[dict]:
-    """Labelled pairs; with ``notes_dir`` each gets ``heading``: the heading path of the
-    section holding its quote, which a retrieved passage would carry too."""
-    from pathlib import Path
-
-    from rag.jsonl import read_jsonl
-
-    pairs = [row for _, row in read_jsonl(path, "Pairs file")]
-    if notes_dir is not None:
-        from rag.chunking import split_sections
-        from rag.loading import load_file
-
-        notes: dict[str, object] = {}
-        for p in pairs:
-            path_ = Path(notes_dir) / p["file"]
-            if p["file"] not in notes and path_.is_file():
-                notes[p["file"]] = load_file(path_, Path(notes_dir), 50 * 2**20)
-            note = notes.get(p["file"])
-            p["heading"] = ""
-            if note is None or not hasattr(note, "lines"):
-                continue
-            first = _BULLETS.sub("", p["passage_quote"].split("\n")[0]).strip()[:60]
-            for section in split_sections(note):
-                if any(first and first in line for line in section.lines):
-                    p["heading"] = section.heading
-                    break
-    return pairs
-
-
-def pr(labels: list[bool], predicted: list[bool]) -> dict:
-    """Precision/recall of 'supported' (and of 'unsupported', the class we must catch)."""
-    tp = sum(p and y for p, y in zip(predicted, labels))
-    fp = sum(p and not y for p, y in zip(predicted, labels))
-    fn = sum(not p and y for p, y in zip(predicted, labels))
-    tn = sum(not p and not y for p, y in zip(predicted, labels))
-    nan = float("nan")
-    return {
-        "precision": tp / (tp + fp) if tp + fp else nan,
-        "recall": tp / (tp + fn) if tp + fn else nan,
-        "unsupported_precision": tn / (tn + fn) if tn + fn else nan,
-        "unsupported_recall": tn / (tn + fp) if tn + fp else nan,
-        "accuracy": (tp + tn) / len(labels) if labels else nan,
-        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
-    }
-
-
-def _by_kind(pairs: list[dict], predicted: list[bool]) -> dict[str, dict]:
-    by_kind: dict[str, dict] = {}
-    for p, guess in zip(pairs, predicted):
-        k = by_kind.setdefault(p["kind"], {"n": 0, "correct": 0})
-        k["n"] += 1
-        k["correct"] += guess == bool(p["supported"])
-    return by_kind
-
-
-def evaluate_judge(judge: Callable[[str, list[str]], bool], pairs: list[dict]) -> dict:
-    """Precision/recall of any support judge (e.g. the LLM judge) on the labelled pairs."""
-    predicted = [bool(judge(p["sentence"], [with_heading(p.get("heading", ""),
-                                                         p["passage_quote"])]))
-                 for p in pairs]
-    labels = [bool(p["supported"]) for p in pairs]
-    rows = [{"id": p["id"], "kind": p["kind"], "supported": p["supported"], "predicted": g}
-            for p, g in zip(pairs, predicted)]
-    return {"pairs": len(pairs), "at_threshold": pr(labels, predicted),
-            "by_kind": _by_kind(pairs, predicted), "rows": rows}
-
-
-def evaluate_pairs(verifier: Verifier, pairs: list[dict]) -> dict:
-    """Score every pair; precision/recall at the verifier's threshold and the best threshold.
-
-    ``best_threshold`` maximises accuracy on these same pairs (ties: higher precision, then
-    the stricter threshold); ``cross_validated`` is the honest number (2-fold: choose on even
-    rows, test on odd rows and vice versa).
-    """
-    verdicts = [verifier.check(p["sentence"],
-                               [with_heading(p.get("heading", ""), p["passage_quote"])])
-                for p in pairs]
-    labels = [bool(p["supported"]) for p in pairs]
-    rules_ok = [not any(r.startswith(("number", "service", "clause")) for r in v.reasons)
-                for v in verdicts]
-    scores = [v.score for v in verdicts]
-
-    def predict(threshold: float, idx) -> list[bool]:
-        return [rules_ok[i] and scores[i] >= threshold for i in idx]
-
-    def choose(idx) -> float:
-        grid = [round(0.2 + 0.01 * i, 2) for i in range(70)]
-
-        def key(t: float):
-            m = pr([labels[i] for i in idx], predict(t, idx))
-            prec = 0.0 if m["precision"] != m["precision"] else m["precision"]
-            return (round(m["accuracy"], 4), prec, t)
-
-        return max(grid, key=key)
-
-    everything = list(range(len(pairs)))
-    at_setting = pr(labels, predict(verifier.threshold, everything))
-    best = choose(everything)
-    folds = [[i for i in everything if i % 2 == 0], [i for i in everything if i % 2 == 1]]
-    cv_pred: dict[int, bool] = {}
-    for train, test in ((folds[0], folds[1]), (folds[1], folds[0])):
-        t = choose(train)
-        cv_pred.update(zip(test, predict(t, test)))
-    cross = pr(labels, [cv_pred[i] for i in everything])
-    by_kind = _by_kind(pairs, [v.supported for v in verdicts])
-    rows = [{"id": p["id"], "kind": p["kind"], "supported": p["supported"],
-             "predicted": v.supported, "score": v.score, "lexical": v.lexical,
-             "semantic": v.semantic, "reasons": v.reasons}
-            for p, v in zip(pairs, verdicts)]
-    return {"pairs": len(pairs), "threshold": verifier.threshold, "at_threshold": at_setting,
-            "best_threshold": best,
-            "at_best_threshold": pr(labels, predict(best, everything)),
-            "cross_validated": cross, "by_kind": by_kind, "rows": rows}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.evaluation import split_of
+from evals.harness import split_of
 
 REPO = Path(__file__).resolve().parent.parent
 CHECK = REPO / "evals" / "datasets" / "check_datasets.py"

@@ -100,7 +100,7 @@ def test_study_ask_process_loads_no_torch_nor_the_eval_harness(corpus_settings):
         "from rag.cli import main\n"
         "rc = main(['ask', '--json', '--extractive', 'What is the maximum execution time of "
         "a Lambda function?'])\n"
-        f"print(json.dumps([m for m in {HEAVY + ('rag.evaluation', 'rag.cli_eval')!r} "
+        f"print(json.dumps([m for m in {HEAVY + ('evals', 'evals.cli')!r} "
         "if m in sys.modules]))\n"
         "sys.exit(rc)\n")
     env = {**os.environ, "STUDYRAG_HOME": str(corpus_settings.home),

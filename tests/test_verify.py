@@ -6,17 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from evals.verifier_eval import evaluate_pairs, load_pairs, make_judge
 from rag.text import mentions, names
-from rag.verify import (
-    Verifier,
-    evaluate_pairs,
-    fit_answer_word,
-    lead_problem,
-    load_pairs,
-    negations,
-    numbers,
-    with_heading,
-)
+from rag.verify import Verifier, fit_answer_word, lead_problem, negations, numbers, with_heading
 
 REPO = Path(__file__).resolve().parent.parent
 PAIRS = REPO / "evals" / "datasets" / "verifier_pairs.jsonl"
@@ -171,8 +163,6 @@ def test_precision_recall_on_labelled_pairs(verifier, corpus_settings):
 
 
 def test_judge_interface(corpus_settings, search):
-    from rag.verify import make_judge
-
     judge = make_judge(corpus_settings, search.index.embedder)
     assert judge("Each token has a lifetime of 15 minutes.", [PASSAGE]) is True
     assert judge("Each token has a lifetime of 45 minutes.", [PASSAGE]) is False
