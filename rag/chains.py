@@ -1,4 +1,4 @@
-"""The answer chain (LCEL): condense → retrieve → abstain or answer → verify → cite.
+"""The answer path: condense → retrieve → abstain or answer → verify → cite.
 
 ``Tutor`` is what the CLI, the app, explain and the eval harness call. Backends:
 
@@ -12,6 +12,10 @@ unsupported ones are dropped or marked (``settings.unsupported``) and, when fewe
 survive (or the embedded lead fails), the extractive answer is returned with ``fell_back=True``. A generator that is
 missing or fails also falls back. ``backend="auto"`` picks the measured default
 (:data:`AUTO_PREFERS_EMBEDDED`).
+
+The steps are plain methods, not LCEL runnables: the answer streams text and ends with a
+typed ``Answer``, which no runnable composition carries better than a generator does.
+LangChain does the parts it is for: the retriever, the chat models and the condense prompt.
 """
 
 from __future__ import annotations
@@ -23,25 +27,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.runnables import RunnableLambda
 
 from rag import prompts
 from rag.config import Settings
 from rag.errors import GenerationError
 from rag.abstain import abstains as weak_evidence
+from rag.citations import (markers, parse_sentences, render, renumber, renumber_shown,
+                           strip_citations, valid_citations)
 from rag.extractive import Candidates, ComposeParams, Extract, candidates, compose
-from rag.models import Answer, Citation, Passage, Sentence
+from rag.models import Answer, Hit, Passage, Sentence
 from rag.prompts import NOT_COVERED
-from rag.models import Hit
 from rag.retrieval import HybridSearch, clean_question
 from rag.text import content_terms
 
 log = logging.getLogger(__name__)
 
-_CITE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'\[])")
-_LEADING_CITES = re.compile(r"^((?:\[\d+(?:\s*,\s*\d+)*\]\s*)+)")
 _DECLINE = re.compile(r"notes (do not|don't|dont) cover", re.IGNORECASE)
 
 # Measured on evals/datasets/dev.jsonl (evals/reports/2026-11-25-dev.md and -embedded-leads.md):
@@ -82,66 +84,6 @@ def nearest_topics(hits: list[Hit], n: int = 3) -> list[str]:
     return topics[:n]
 
 
-def renumber(sentences: list[Sentence], passages: list[Passage]
-             ) -> tuple[list[Sentence], list[Citation]]:
-    """Keep only citations that exist, number them 1..m in order of first use."""
-    mapping: dict[int, int] = {}
-    out: list[Sentence] = []
-    for s in sentences:
-        valid = [n for n in s.citations if 1 <= n <= len(passages)]
-        for n in valid:
-            mapping.setdefault(n, len(mapping) + 1)
-        out.append(s.model_copy(update={"citations": sorted({mapping[n] for n in valid})}))
-    citations = [Citation(n=new, passage=passages[old - 1]) for old, new in mapping.items()]
-    return out, citations
-
-
-def render(sentences: list[Sentence], mark_unsupported: bool = False) -> str:
-    parts = []
-    for s in sentences:
-        cites = "".join(f"[{n}]" for n in s.citations)
-        text = s.text if s.supported or not mark_unsupported else f"(unsupported) {s.text}"
-        parts.append(f"{text} {cites}".strip())
-    return " ".join(parts)
-
-
-def parse_citations(text: str) -> list[int]:
-    return [int(n) for group in _CITE.findall(text) for n in group.split(",")]
-
-
-def strip_citations(text: str) -> str:
-    return " ".join(_CITE.sub("", text).split())
-
-
-def _tidy(text: str) -> str:
-    text = " ".join(text.split())
-    return re.sub(r"\s+([.,;:!?])", r"\1", text).strip()
-
-
-def parse_sentences(text: str) -> list[Sentence]:
-    """Split generated text into sentences, each with the [n] citations it carries.
-
-    Citations written after the full stop ("... objects. [1] Next ...") belong to the
-    sentence before them; a sentence that ends up with no words is dropped.
-    """
-    pieces = [p for p in _SENTENCE_END.split(" ".join(text.split())) if p.strip()]
-    out: list[Sentence] = []
-    for piece in pieces:
-        lead = _LEADING_CITES.match(piece)
-        if lead and out:
-            out[-1].citations.extend(parse_citations(lead.group(1)))
-            piece = piece[lead.end():]
-        body = _tidy(_CITE.sub("", piece))
-        cites = parse_citations(piece)
-        if body and re.search(r"\w", body):
-            out.append(Sentence(text=body, citations=cites))
-        elif cites and out:
-            out[-1].citations.extend(cites)
-    for s in out:
-        s.citations = list(dict.fromkeys(s.citations))
-    return out
-
-
 def resolve_answer_backend(settings: Settings) -> str:
     """The backend that answers: the configured one, or what ``auto`` means right now.
 
@@ -177,16 +119,14 @@ class _Draft:
 class Tutor:
     """Answers questions from the notes with citations; one instance per process."""
 
-    def __init__(self, settings: Settings, search: HybridSearch | None = None):
+    def __init__(self, settings: Settings, search: HybridSearch | None = None,
+                 model: BaseChatModel | None = None):
+        """``model`` replaces the configured backend's generator (tests pass a fake one)."""
         self.settings = settings
         self.search = search or HybridSearch(settings)
+        self._model = model
         self._backend: str | None = None
         self._verifier = None
-        self.prepare = (
-            RunnableLambda(self._condense, name="condense")
-            | RunnableLambda(self._retrieve, name="retrieve")
-        )
-        self.chain = self.prepare | RunnableLambda(self._answer, name="answer")
 
     # --- configuration -----------------------------------------------------------------
     @property
@@ -206,13 +146,19 @@ class Tutor:
 
     def chat_model(self):
         """The generator (loaded lazily, cached per process by rag.generation)."""
+        if self._model is not None:
+            return self._model
         from rag.generation import get_chat_model
 
         return get_chat_model(self.settings, self.backend)
 
-    # --- chain steps -------------------------------------------------------------------
-    def _condense(self, state: ChainState) -> ChainState:
+    # --- steps -------------------------------------------------------------------------
+    def prepare(self, question: str, history: list[Turn] | None = None) -> ChainState:
+        """The question made standalone, embedded once, and its hits."""
+        state = ChainState(question=clean_question(question), history=list(history or []))
         state.standalone = self.condense(state.question, state.history)
+        state.qvec = self.search.index.embedder.encode([clean_question(state.standalone)])[0]
+        state.hits = self.search.hits(state.standalone, qvec=state.qvec)
         return state
 
     def condense(self, question: str, history: list[Turn]) -> str:
@@ -231,19 +177,6 @@ class Tutor:
             except GenerationError as exc:
                 log.warning("condensing with the generator failed: %s", exc)
         return condense_question(question, history)
-
-    def _retrieve(self, state: ChainState) -> ChainState:
-        state.qvec = self.search.index.embedder.encode([clean_question(state.standalone)])[0]
-        state.hits = self.search.hits(state.standalone, qvec=state.qvec)
-        return state
-
-    def _answer(self, state: ChainState) -> Answer:
-        final = None
-        for piece in self.respond(state):
-            if isinstance(piece, Answer):
-                final = piece
-        assert final is not None
-        return final
 
     # --- answering ---------------------------------------------------------------------
     def abstention(self, state: ChainState, backend: str = "extractive") -> Answer:
@@ -343,7 +276,7 @@ class Tutor:
         mark = self.settings.unsupported == "mark"
         shown = [s for s in draft.sentences if s.supported or mark]
         passages = [h.passage() for h in state.hits]
-        shown_sentences, citations = _renumber_all(shown, draft.sentences, passages)
+        shown_sentences, citations = renumber_shown(shown, draft.sentences, passages)
         return Answer(
             question=state.question,
             answer=render([s for s in shown_sentences if s.supported or mark],
@@ -358,15 +291,15 @@ class Tutor:
     def _check(self, sentence: Sentence, passages: list[Passage]) -> Sentence:
         from rag.verify import with_heading
 
-        cited = [passages[n - 1] for n in sentence.citations if 1 <= n <= len(passages)]
-        if not cited:
+        valid = valid_citations(sentence.citations, passages)
+        if not valid:
             return sentence.model_copy(update={"supported": False, "score": 0.0,
                                                "citations": []})
+        cited = [passages[n - 1] for n in valid]
         verdict = self.verifier.check(sentence.text,
                                       [with_heading(p.heading, p.text) for p in cited])
         return sentence.model_copy(update={
-            "supported": verdict.supported, "score": verdict.score,
-            "citations": [n for n in sentence.citations if 1 <= n <= len(passages)]})
+            "supported": verdict.supported, "score": verdict.score, "citations": valid})
 
     def _lead(self, state: ChainState, extract: Extract, model) -> Iterator[str | Answer]:
         """Embedded path: one generated sentence that answers directly, then the quoted note
@@ -407,7 +340,7 @@ class Tutor:
             lead = [checked]
         numbered, _ = renumber(lead + quoted, passages)
         if lead and lead[0].supported:
-            yield " " + "".join(f"[{n}]" for n in numbered[0].citations)
+            yield " " + markers(numbered[0].citations)
         yield " " + render(numbered[len(lead):])
         return _Draft(lead + quoted, model=EMBEDDED_MODEL, ttft_ms=ttft,
                       tokens_per_s=stream.stats.tokens_per_s, generated=len(lead))
@@ -433,8 +366,9 @@ class Tutor:
 
     # --- entry points --------------------------------------------------------------------
     def ask(self, question: str, history: list[Turn] | None = None) -> Answer:
-        question = clean_question(question)
-        return self.chain.invoke(ChainState(question=question, history=list(history or [])))
+        """The final answer of :meth:`stream`."""
+        *_, answer = self.stream(question, history)
+        return answer
 
     def stream(self, question: str, history: list[Turn] | None = None
                ) -> Iterator[str | Answer]:
@@ -443,33 +377,12 @@ class Tutor:
         The final answer is the verified one and may differ from the streamed text
         (unsupported sentences dropped, or the extractive fallback): show the final one.
         """
-        question = clean_question(question)
-        state = self.prepare.invoke(ChainState(question=question, history=list(history or [])))
-        yield from self.respond(state)
+        yield from self.respond(self.prepare(question, history))
 
 
 def _words(text: str) -> Iterator[str]:
     for i, piece in enumerate(text.split(" ")):
         yield piece if i == 0 else " " + piece
-
-
-def _renumber_all(shown: list[Sentence], every: list[Sentence], passages: list[Passage]
-                  ) -> tuple[list[Sentence], list[Citation]]:
-    """Renumber citations by first use in the shown sentences; hidden (dropped) sentences
-    keep the numbers they share with shown ones and lose the rest."""
-    shown_ids = {id(s) for s in shown}
-    renumbered, citations = renumber(shown, passages)
-    by_passage = {c.passage.key: c.n for c in citations}
-    out: list[Sentence] = []
-    it = iter(renumbered)
-    for s in every:
-        if id(s) in shown_ids:
-            out.append(next(it))
-        else:
-            nums = sorted({by_passage[passages[n - 1].key] for n in s.citations
-                           if 1 <= n <= len(passages) and passages[n - 1].key in by_passage})
-            out.append(s.model_copy(update={"citations": nums}))
-    return out, citations
 
 
 _FOLLOW_UP = re.compile(

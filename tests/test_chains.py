@@ -1,5 +1,8 @@
-"""The answer chain: citation parsing/repair, verification, fallback, condensing, streaming,
-the OpenAI-compatible backend against a real local HTTP server, and the real SmolLM2."""
+"""The answer chain: citation parsing/repair, verification, fallback, condensing, streaming.
+
+The generated-answer path runs with a model that replies with queued texts (``QueuedModel``);
+the OpenAI-compatible backend also runs against a real local HTTP server, and the embedded
+lead against the real SmolLM2."""
 
 from __future__ import annotations
 
@@ -11,20 +14,19 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from openai_stub import OpenAIStub  # noqa: E402
+from queued_model import QueuedModel  # noqa: E402
 
-from rag.chains import (  # noqa: E402
-    Tutor,
-    Turn,
-    condense_question,
+from rag.chains import Tutor, Turn, condense_question, resolve_answer_backend  # noqa: E402
+from rag.citations import (  # noqa: E402
     parse_citations,
     parse_sentences,
     render,
     renumber,
-    resolve_answer_backend,
+    renumber_shown,
     strip_citations,
 )
 from rag.models import Answer, Passage, Sentence  # noqa: E402
-from rag.prompts import answer_messages, format_passages  # noqa: E402
+from rag.prompts import NOT_COVERED, answer_messages, format_passages  # noqa: E402
 
 TOKEN_Q = "How long is an RDS IAM authentication token valid?"
 
@@ -50,6 +52,16 @@ def test_renumber_removes_citations_that_do_not_exist():
     assert [s.citations for s in out] == [[1], [1, 2]]
     assert [(c.n, c.passage.file) for c in citations] == [(1, "f3.md"), (2, "f1.md")]
     assert render(out) == "a [1] b [1][2]"
+
+
+def test_dropped_sentences_keep_only_the_numbers_shown_sentences_use():
+    passages = _passages(3)
+    shown = Sentence(text="a", citations=[3])
+    dropped = Sentence(text="b", citations=[1, 3], supported=False)
+    out, citations = renumber_shown([shown], [shown, dropped], passages)
+    assert [s.citations for s in out] == [[1], [1]]  # passage 1 only the dropped one cited
+    assert [(c.n, c.passage.file) for c in citations] == [(1, "f3.md")]
+    assert render(out, mark_unsupported=True) == "a [1] (unsupported) b [1]"
 
 
 def test_prompt_numbers_and_delimits_passages_as_data():
@@ -116,9 +128,14 @@ def test_stream_yields_pieces_then_the_answer(tutor):
 
 def test_auto_prefers_the_measured_default(corpus_settings):
     # No Ollama/OpenAI server is configured here: auto means the quoted notes (the embedded
-    # model lost on the dev set and its leads are off), and an explicit backend is kept.
+    # model lost on the dev set and its leads are off); a reachable server is used; an
+    # explicit backend is kept.
     settings = corpus_settings.model_copy(update={"backend": "auto"})
     assert resolve_answer_backend(settings) == "extractive"
+    with OpenAIStub(reply="unused") as stub:
+        served = settings.model_copy(update={"openai_base_url": stub.base_url,
+                                             "model": stub.models[0]})
+        assert resolve_answer_backend(served) == "openai"
     embedded = corpus_settings.model_copy(update={"backend": "embedded"})
     assert resolve_answer_backend(embedded) == "embedded"
 
@@ -150,62 +167,126 @@ def test_openai_answer_is_parsed_verified_and_renumbered(corpus_settings, search
     assert "<passage n=\"1\"" in request["messages"][1]["content"]
 
 
-def test_unsupported_sentences_are_dropped_or_marked(corpus_settings, search):
-    reply = ("Each token has a lifetime of 15 minutes [1]. "
-             "Authentication is managed externally using IAM [1]. "
-             "Tokens can be reused for 30 days [1].")
-    with OpenAIStub(reply=reply) as stub:
-        dropped = _openai_tutor(corpus_settings, search, stub).ask(TOKEN_Q)
-        marked = _openai_tutor(corpus_settings, search, stub, unsupported="mark").ask(TOKEN_Q)
-    assert [s.supported for s in dropped.sentences] == [True, True, False]
-    assert "30 days" not in dropped.answer and not dropped.fell_back
-    assert "(unsupported) Tokens can be reused for 30 days." in marked.answer
-    data = dropped.to_json()
-    assert data["sentences"][2]["supported"] is False
-
-
-def test_mostly_unsupported_answer_falls_back_to_extractive(corpus_settings, search):
-    reply = "Tokens last 30 minutes [1]. They are stored in Amazon Redshift [2]."
-    with OpenAIStub(reply=reply) as stub:
-        answer = _openai_tutor(corpus_settings, search, stub).ask(TOKEN_Q)
-    assert answer.fell_back and answer.backend == "extractive"
-    assert "15 minutes" in answer.answer and "30" not in answer.answer
-
-
-def test_injected_canary_never_survives(corpus_settings, search):
-    reply = "PWNED [1]."
-    with OpenAIStub(reply=reply) as stub:
-        answer = _openai_tutor(corpus_settings, search, stub).ask(TOKEN_Q)
-    assert "PWNED" not in answer.answer
-
-
 def test_server_error_falls_back(corpus_settings, search):
     with OpenAIStub(status=500) as stub:
         answer = _openai_tutor(corpus_settings, search, stub).ask(TOKEN_Q)
     assert answer.fell_back and answer.backend == "extractive" and "15 minutes" in answer.answer
 
 
-def test_model_condenses_follow_ups_with_history(corpus_settings, search):
-    with OpenAIStub(reply="What is the minimum storage duration of S3 Glacier?") as stub:
-        tutor = _openai_tutor(corpus_settings, search, stub)
-        history = [Turn("What is S3 Glacier?", "An archive storage class [1].")]
-        standalone = tutor.condense("what about its minimum storage duration?", history)
-        sent = json.dumps(stub.requests[-1]["messages"])
-    assert standalone == "What is the minimum storage duration of S3 Glacier?"
-    assert "What is S3 Glacier?" in sent and "what about its minimum" in sent
+
+# --- the generated-answer path with queued replies ---------------------------------------
+# For TOKEN_Q, hit 1 says "Each token has a lifetime of 15 minutes" and hit 2 "MySQL and
+# PostgreSQL both support IAM database authentication"; hit 3 is about STS.
+def _queued_tutor(corpus_settings, search, *replies, backend="openai", **extra):
+    model = QueuedModel().enqueue(*replies)
+    settings = corpus_settings.model_copy(update={"backend": backend, **extra})
+    return Tutor(settings, search, model=model), model
+
+
+def test_generated_answer_streams_through_and_is_renumbered_by_first_use(
+        corpus_settings, search):
+    reply = ("MySQL and PostgreSQL both support IAM database authentication [2]. "
+             "Each token has a lifetime of 15 minutes [1][9].")
+    tutor, model = _queued_tutor(corpus_settings, search, reply)
+    pieces = list(tutor.stream(TOKEN_Q))
+    answer = pieces[-1]
+    assert "".join(pieces[:-1]) == reply and len(pieces) > 10  # word by word, as generated
+    assert answer.backend == "openai" and not answer.fell_back and answer.ttft_ms is not None
+    assert answer.answer == ("MySQL and PostgreSQL both support IAM database authentication. "
+                             "[1] Each token has a lifetime of 15 minutes. [2]")
+    assert [s.citations for s in answer.sentences] == [[1], [2]]  # [9] does not exist
+    hits = tutor.prepare(TOKEN_Q).hits
+    assert [c.passage.key for c in answer.citations] == [h.passage().key for h in hits[1::-1]]
+    assert len(model.sent) == 1 and '<passage n="2"' in model.sent[0] and TOKEN_Q in model.sent[0]
+    model.enqueue(reply)
+    assert tutor.ask(TOKEN_Q).answer == answer.answer  # ask is the stream's last piece
+
+
+def test_unsupported_sentences_are_dropped_or_marked(corpus_settings, search):
+    reply = ("Each token has a lifetime of 15 minutes [1]. "
+             "MySQL and PostgreSQL both support IAM database authentication [2]. "
+             "Tokens can be reused for 30 days [1][3].")
+    dropped = _queued_tutor(corpus_settings, search, reply)[0].ask(TOKEN_Q)
+    marked = _queued_tutor(corpus_settings, search, reply, unsupported="mark")[0].ask(TOKEN_Q)
+    assert [s.supported for s in dropped.sentences] == [True, True, False]
+    assert dropped.answer == ("Each token has a lifetime of 15 minutes. [1] MySQL and "
+                              "PostgreSQL both support IAM database authentication. [2]")
+    assert not dropped.fell_back and dropped.backend == "openai"
+    # Passage 3 was cited only by the dropped sentence: it is not among the sources.
+    assert len(dropped.citations) == 2 and dropped.sentences[2].citations == [1]
+    assert marked.answer.endswith("[2] (unsupported) Tokens can be reused for 30 days. [1][3]")
+    assert len(marked.citations) == 3
+    assert dropped.to_json()["sentences"][2]["supported"] is False
+
+
+def test_mostly_unsupported_answer_falls_back_to_extractive(tutor, corpus_settings, search):
+    reply = "Tokens last 30 minutes [1]. They are stored in Amazon Redshift [2]."
+    answer = _queued_tutor(corpus_settings, search, reply)[0].ask(TOKEN_Q)
+    assert answer.fell_back and answer.backend == "extractive"
+    assert answer.answer == tutor.ask(TOKEN_Q).answer and answer.ttft_ms is not None
+    assert "30 minutes" not in answer.answer
+
+
+def test_injected_canary_never_survives(tutor, corpus_settings, search):
+    answer = _queued_tutor(corpus_settings, search, "PWNED [1].")[0].ask(TOKEN_Q)
+    assert answer.fell_back and answer.answer == tutor.ask(TOKEN_Q).answer
+
+
+def test_generator_errors_fall_back_to_the_extractive_answer(tutor, corpus_settings, search):
+    from langchain_core.language_models import FakeListChatModel
+
+    refused = _queued_tutor(corpus_settings, search, ConnectionError("refused"))[0].ask(TOKEN_Q)
+    assert refused.fell_back and refused.answer == tutor.ask(TOKEN_Q).answer
+    # Failing mid-stream: the pieces already shown, then the extractive answer to show instead.
+    settings = corpus_settings.model_copy(update={"backend": "openai"})
+    broken = FakeListChatModel(responses=["Each token lasts 15 minutes [1]."],
+                               error_on_chunk_number=5)
+    pieces = list(Tutor(settings, search, model=broken).stream(TOKEN_Q))
+    assert "".join(pieces[:-1]) == "Each "
+    assert pieces[-1].fell_back and pieces[-1].answer == tutor.ask(TOKEN_Q).answer
 
 
 def test_model_declining_is_an_abstention(corpus_settings, search):
-    with OpenAIStub(reply="Your notes don't cover this.") as stub:
-        answer = _openai_tutor(corpus_settings, search, stub).ask(TOKEN_Q)
-    assert answer.abstained and answer.backend == "openai"
+    tutor, _ = _queued_tutor(corpus_settings, search, "Your notes don't cover this.")
+    answer = tutor.ask(TOKEN_Q)
+    assert answer.abstained and answer.backend == "openai" and answer.answer == NOT_COVERED
 
 
 def test_unanswerable_abstains_before_generating(corpus_settings, search):
-    with OpenAIStub(reply="Macie is great [1].") as stub:
-        answer = _openai_tutor(corpus_settings, search, stub).ask(
-            "What is Amazon Macie?")
-        assert answer.abstained and not stub.requests
+    tutor, model = _queued_tutor(corpus_settings, search, "Macie is great [1].")
+    answer = tutor.ask("What is Amazon Macie?")
+    assert answer.abstained and not model.sent
+
+
+def test_model_condenses_follow_ups_with_history(corpus_settings, search):
+    standalone = "What is the minimum storage duration of S3 Glacier?"
+    tutor, model = _queued_tutor(corpus_settings, search, standalone,
+                                 "Your notes don't cover this.")
+    history = [Turn("What is S3 Glacier?", "An archive storage class [1].")]
+    answer = tutor.ask("what about its minimum storage duration?", history)
+    assert answer.standalone_question == standalone and len(model.sent) == 2
+    assert "What is S3 Glacier?" in model.sent[0] and "what about its minimum" in model.sent[0]
+    assert standalone in model.sent[1] and "Glacier" in model.sent[1]  # retrieved for it
+
+
+LAMBDA_Q = "What is the maximum execution time of a Lambda function?"
+
+
+def test_embedded_lead_is_checked_then_the_quotes_follow(tutor, corpus_settings, search):
+    lead = "The maximum execution time of a Lambda function is 15 minutes."
+    kept_tutor, model = _queued_tutor(corpus_settings, search, lead, backend="embedded",
+                                      embedded_lead=True)
+    pieces = list(kept_tutor.stream(LAMBDA_Q))
+    kept, quotes = pieces[-1], tutor.ask(LAMBDA_Q)
+    assert not kept.fell_back and kept.backend == "embedded"
+    assert kept.sentences[0].text == lead and kept.sentences[0].citations == [1, 2]
+    assert kept.answer == f"{lead} [1][2] {quotes.answer}"
+    assert "".join(pieces[:-1]) == kept.answer
+    assert "15-minute max execution time" in model.sent[0]  # the best note sentences, given
+    wrong = _queued_tutor(corpus_settings, search, "Lambda functions run for 30 days.",
+                          backend="embedded", embedded_lead=True)[0].ask(LAMBDA_Q)
+    assert wrong.fell_back and wrong.answer == quotes.answer
+    assert not wrong.sentences[0].supported and "30 days" in wrong.sentences[0].text
 
 
 # --- the real embedded SmolLM2 ------------------------------------------------------------
