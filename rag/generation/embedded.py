@@ -102,6 +102,13 @@ class EmbeddedChatModel(BaseChatModel):
             "repetition_penalty": self.repetition_penalty,
         }
 
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """Tracing metadata; LangChain's standard tests require the model name in it."""
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_model_name"] = EMBEDDED_MODEL
+        params["ls_max_tokens"] = int(kwargs.get("max_new_tokens", self.max_new_tokens))
+        return params
+
     def _engine(self) -> Engine:
         kind = resolve_engine(self.engine)
         key = ("embedded-weights", self.gguf_path, kind)

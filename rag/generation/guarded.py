@@ -4,6 +4,7 @@ reaches callers as one GenerationError line."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -42,6 +43,16 @@ class GuardedChatModel(BaseChatModel):
     def _fail(self, exc: BaseException) -> GenerationError:
         return translate_error(exc, self.backend, self.target, self.model, self.timeout_s)
 
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Re-raise whatever the inner client raises as one GenerationError line."""
+        try:
+            yield
+        except GenerationError:
+            raise
+        except Exception as exc:
+            raise self._fail(exc) from exc
+
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -49,16 +60,12 @@ class GuardedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        try:
+        with self._translated():
             for message in self.inner.stream(messages, stop=stop, **kwargs):
                 chunk = ChatGenerationChunk(message=message)
                 if run_manager and message.text:
                     run_manager.on_llm_new_token(message.text, chunk=chunk)
                 yield chunk
-        except GenerationError:
-            raise
-        except Exception as exc:
-            raise self._fail(exc) from exc
 
     async def _astream(
         self,
@@ -67,13 +74,9 @@ class GuardedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        try:
+        with self._translated():
             async for message in self.inner.astream(messages, stop=stop, **kwargs):
                 yield ChatGenerationChunk(message=message)
-        except GenerationError:
-            raise
-        except Exception as exc:
-            raise self._fail(exc) from exc
 
     def _generate(
         self,
@@ -82,13 +85,8 @@ class GuardedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        try:
-            message = self.inner.invoke(messages, stop=stop, **kwargs)
-        except GenerationError:
-            raise
-        except Exception as exc:
-            raise self._fail(exc) from exc
-        return ChatResult(generations=[ChatGeneration(message=_as_ai_message(message))])
+        with self._translated():
+            return _result(self.inner.invoke(messages, stop=stop, **kwargs))
 
     async def _agenerate(
         self,
@@ -97,16 +95,11 @@ class GuardedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        try:
-            message = await self.inner.ainvoke(messages, stop=stop, **kwargs)
-        except GenerationError:
-            raise
-        except Exception as exc:
-            raise self._fail(exc) from exc
-        return ChatResult(generations=[ChatGeneration(message=_as_ai_message(message))])
+        with self._translated():
+            return _result(await self.inner.ainvoke(messages, stop=stop, **kwargs))
 
 
-def _as_ai_message(message: BaseMessage) -> AIMessage:
-    if isinstance(message, AIMessage):
-        return message
-    return AIMessage(content=message.content)
+def _result(message: BaseMessage) -> ChatResult:
+    if not isinstance(message, AIMessage):
+        message = AIMessage(content=message.content)
+    return ChatResult(generations=[ChatGeneration(message=message)])
