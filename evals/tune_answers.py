@@ -44,7 +44,7 @@ def prepare(name: str, dataset: Path, notes: Path) -> list[tuple]:
     index = NoteIndex(settings)
     index.ingest(settings.notes_dir)
     search = HybridSearch(settings, index)
-    wide = ComposeParams(max_passages=5)
+    wide = ComposeParams(max_passages=5, w_facet=1.0)  # facets computed for the sweep
     out = []
     for item in load_dataset(dataset, settings.notes_dir):
         hits = search.hits(item.question)
@@ -67,8 +67,9 @@ def restrict(found: Candidates, passages: int) -> Candidates:
                               parent=where.get(u.parent) if u.parent in keep else None,
                               children=[where[c] for c in u.children if c in keep]))
     pool = [u for u in copies if u.selectable] or copies
+    facets = None if found.facets is None else found.facets[[u.order for u in units]]
     return Candidates(copies, found.weights, max((u.sim for u in pool), default=0.0),
-                      max((u.lexical for u in pool), default=0.0), found.unknown)
+                      max((u.lexical for u in pool), default=0.0), found.unknown, facets)
 
 
 _RESTRICTED: dict[tuple[int, int], Candidates] = {}
@@ -112,14 +113,16 @@ def abstain_stats(rows: list[tuple], weights: AbstainWeights, threshold: float,
 
 
 GRID = {
-    "max_passages": [3, 4, 5],
+    "max_passages": [3, 5],
     "max_lines": [4, 8],
     "max_words": [50, 60, 70],
-    "w_lex": [0.0, 0.25, 0.5],
-    "w_rank": [0.0, 0.03, 0.06],
-    "w_number": [0.0, 0.05],
-    "band": [0.1, 0.2, 1.0],
-    "min_gain": [0.0, 0.05, 0.15],
+    "w_lex": [0.25, 0.5],
+    "w_rank": [0.03],
+    "w_number": [0.05],
+    "band": [0.2, 1.0],
+    "min_gain": [0.0],
+    "w_facet": [0.0, 0.5, 1.0, 2.0],
+    "heading_words": [0, 6, 10],
 }
 MAX_MEDIAN_WORDS = 70  # half the plain recipe's top passage (~140 words)
 

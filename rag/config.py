@@ -200,7 +200,7 @@ class Settings(BaseSettings):
                     "blind-labelled shown leads were right less often than the 95 % a "
                     "generated sentence must reach (evals/reports/*-embedded-leads.md).")
     extractive_max_sentences: int = Field(
-        default=4, ge=1, le=10, description="Sentences in an extractive answer."
+        default=8, ge=1, le=10, description="Most note lines in an extractive answer."
     )
     unsupported: Literal["drop", "mark"] = Field(
         default="drop", description="What to do with sentences the support check rejects."

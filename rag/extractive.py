@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rag.chunking import clean_heading
 from rag.models import Chunk, Hit
-from rag.text import content_terms, idf_weights, sentences, stems, strip_markup
+from rag.text import (content_terms, idf_weights, question_parts, sentences, stems,
+                      strip_markup)
 
 _BULLET = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+")
 _RESTATES = re.compile(r"^(prompt|question|scenario|q)\s*:|\?\s*$", re.IGNORECASE)
@@ -66,6 +68,7 @@ class Unit:
     score: float = 0.0
     vector: np.ndarray | None = None
     selectable: bool = True
+    heading: str = ""  # the nearest heading above the line (what it is about)
 
     @property
     def words(self) -> int:
@@ -75,21 +78,23 @@ class Unit:
 @dataclass(frozen=True)
 class ComposeParams:
     """How the composer weighs and picks lines. Fitted on the tune halves of two subjects
-    (evals/reports/2026-12-01-tune-answers.md): filling a ~70-word budget with the best lines
-    beat stopping at question coverage, which lexical overlap cannot judge when students use
-    their own words."""
+    (evals/reports/2026-12-01-tune-answers.md): filling a word budget with the best lines beat
+    stopping at question coverage, which lexical overlap cannot judge when students use their
+    own words; a question that asks two things gets a line for each (``w_facet``)."""
 
     max_passages: int = 5
-    max_lines: int = 4
-    max_words: int = 70
+    max_lines: int = 8
+    max_words: int = 50  # before heading lead-ins: the median answer is ~67 words
     max_children: int = 4
     w_sim: float = 1.0
-    w_lex: float = 0.5
+    w_lex: float = 0.25
     w_rank: float = 0.03
     w_number: float = 0.05
     band: float = 1.0  # a further line must score within this of the best
     min_gain: float = 0.0  # ...and cover this share of the question not yet covered
     redundant: float = 0.9
+    w_facet: float = 2.0  # bonus for answering a part of the question no chosen line answers
+    heading_words: int = 10  # a line is led by its heading when it is this short and unnamed
 
 
 @dataclass
@@ -101,6 +106,7 @@ class Candidates:
     best_sim: float = 0.0
     best_lexical: float = 0.0
     unknown: float = 0.0  # share of the question's IDF weight on terms no note uses
+    facets: np.ndarray | None = None  # units x question parts similarity (multi-part asks)
 
 
 @dataclass
@@ -124,9 +130,13 @@ def split_units(hit: Hit, hit_index: int, first: int = 0, max_chars: int = 300) 
     list (parent links are indexes into that list)."""
     units: list[Unit] = []
     stack: list[tuple[int, int]] = []  # (indent, unit index) of open bullets
+    heading = (hit.chunk.heading or hit.chunk.title).split(" > ")[-1]
     for offset, raw in enumerate(hit.chunk.text.split("\n")):
         stripped = raw.strip()
-        if not stripped or stripped.startswith("#") or stripped in ("---", "***", "```"):
+        if stripped.startswith("#"):
+            heading = clean_heading(stripped.lstrip("#").strip()) or heading
+            continue
+        if not stripped or stripped in ("---", "***", "```"):
             continue
         match = _BULLET.match(raw)
         indent = len(match.group(1).expandtabs(4)) if match else -1
@@ -141,7 +151,7 @@ def split_units(hit: Hit, hit_index: int, first: int = 0, max_chars: int = 300) 
             index = first + len(units)
             units.append(Unit(piece, hit_index, hit.chunk.start_line + offset, index, indent,
                               parent, selectable=len(piece) >= 12
-                              and len(content_terms(piece)) >= 2))
+                              and len(content_terms(piece)) >= 2, heading=heading))
             if parent is not None:
                 units[parent - first].children.append(index)
         if match or body.endswith(":"):
@@ -164,6 +174,14 @@ def line_texts(chunk: Chunk) -> list[str]:
     hit = Hit("", chunk, 0.0, 0.0, 0.0)
     units = split_units(hit, 0)
     return [f"{_context(hit, lead_of(units, u))}: {u.text}" for u in units]
+
+
+def _facets(question: str, vectors: np.ndarray, embedder) -> np.ndarray | None:
+    """Similarity of every line to each separate ask of the question (None for one ask)."""
+    parts = question_parts(question)
+    if len(parts) < 2:
+        return None
+    return vectors @ np.asarray(embedder.encode(parts), dtype=np.float32).T
 
 
 def candidates(question: str, qvec: np.ndarray, hits: list[Hit], embedder,
@@ -202,7 +220,8 @@ def candidates(question: str, qvec: np.ndarray, hits: list[Hit], embedder,
         u.lexical = sum(w for t, w in weights.items() if t in u.terms) / total
     pool = [u for u in units if u.selectable] or units
     found = Candidates(units, weights, max(u.sim for u in pool),
-                       max(u.lexical for u in pool), unknown)
+                       max(u.lexical for u in pool), unknown,
+                       _facets(question, vectors, embedder) if params.w_facet else None)
     for u, v in zip(units, vectors):
         u.vector = v
     score(found, question, params)
@@ -233,48 +252,62 @@ def compose(found: Candidates, params: ComposeParams = ComposeParams()) -> Extra
     units = found.units
     if not units:
         return Extract([])
-    ranked = sorted((i for i in range(len(units)) if units[i].selectable),
-                    key=lambda i: units[i].score, reverse=True)
-    if not ranked:
+    selectable = [i for i in range(len(units)) if units[i].selectable]
+    if not selectable:
         return Extract([])
-    best = units[ranked[0]].score
+    facets = found.facets if params.w_facet else None
+    answered = None if facets is None else np.full(facets.shape[1], -1.0, dtype=np.float32)
+    best = max(units[i].score for i in selectable)
     chosen: list[int] = []
     seen: set[str] = set()
     total = sum(found.weights.values()) or 1.0
     words = 0
-    picks = 0
-    for i in ranked:
-        if picks >= params.max_lines or i in chosen:
-            continue
-        u = units[i]
-        if picks:
-            gain = sum(w for t, w in found.weights.items() if t in u.terms - seen) / total
-            if u.score < best - params.band or gain < params.min_gain:
+    for _ in range(params.max_lines):
+        # Each round ranks again: a line that answers a part still unanswered moves up.
+        def value(i: int) -> float:
+            if answered is None:
+                return units[i].score
+            return units[i].score + params.w_facet * float(
+                np.maximum(facets[i] - answered, 0).sum())
+        picked = None
+        for i in sorted((i for i in selectable if i not in chosen), key=value, reverse=True):
+            u = units[i]
+            if chosen:
+                gain = sum(w for t, w in found.weights.items() if t in u.terms - seen) / total
+                if u.score < best - params.band or gain < params.min_gain:
+                    continue
+                if u.vector is not None and any(
+                        float(u.vector @ units[j].vector) > params.redundant for j in chosen):
+                    continue
+            block = [j for j in _block(units, i, params) if j not in chosen]
+            size = sum(units[j].words for j in block)
+            if chosen and words + size > params.max_words:
                 continue
-            if u.vector is not None and any(
-                    float(u.vector @ units[j].vector) > params.redundant for j in chosen):
-                continue
-        block = [j for j in _block(units, i, params) if j not in chosen]
-        size = sum(units[j].words for j in block)
-        if picks and words + size > params.max_words:
-            continue
-        chosen += block
-        for j in block:
+            picked = block
+            break
+        if picked is None:
+            break
+        chosen += picked
+        for j in picked:
             seen |= units[j].terms
-        words += size
-        picks += 1
-    return Extract(render_lines(units, chosen))
+            if answered is not None:
+                answered = np.maximum(answered, facets[j])
+        words += sum(units[j].words for j in picked)
+    return Extract(render_lines(units, chosen, params.heading_words))
 
 
-def render_lines(units: list[Unit], chosen: list[int]) -> list[tuple[str, int, int]]:
+def render_lines(units: list[Unit], chosen: list[int], heading_words: int = 0
+                 ) -> list[tuple[str, int, int]]:
     """Chosen lines grouped by passage (best passage first), in note order; a child whose
     parent is not shown gets the parent as a lead-in; children follow their parent in one
-    sentence."""
+    sentence; the first line under a short heading it does not name is led by the heading
+    ("NAT Gateway: Gives private subnets outgoing internet access")."""
     picked = set(chosen)
     first_seen: dict[int, int] = {}
     for rank, i in enumerate(chosen):
         first_seen.setdefault(units[i].hit_index, rank)
     out: list[tuple[str, int, int]] = []
+    led: tuple[int, str] | None = None
     for i in sorted(chosen, key=lambda i: (first_seen[units[i].hit_index], units[i].order)):
         u = units[i]
         if u.parent in picked:
@@ -285,6 +318,10 @@ def render_lines(units: list[Unit], chosen: list[int]) -> list[tuple[str, int, i
             text = f"{text.rstrip(':').rstrip('.')}: {'; '.join(kids)}"
         elif u.parent is not None and not text.lower().startswith(units[u.parent].text.lower()):
             text = f"{units[u.parent].text.rstrip(':').rstrip('.')}: {text}"
+        if (u.hit_index, u.heading) != led and 0 < len(u.heading.split()) <= heading_words \
+                and not stems(u.heading) <= stems(text):
+            text = f"{u.heading}: {text}"
+        led = (u.hit_index, u.heading)
         out.append((_finish(text), u.hit_index, u.line))
     return out
 

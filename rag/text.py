@@ -12,7 +12,7 @@ STOP = set(
     "would will shall may might must i you he she we they them my your our their me us about "
     "as at from into than then there here so if not no yes any some all each more most other "
     "such only own same too very just also get gets use used using between vs versus tell "
-    "explain describe difference differ aws amazon".split()
+    "explain describe difference differ".split()
 )
 
 
@@ -23,6 +23,19 @@ _MARKUP = re.compile(r"(\*\*|__|`|\*|(?<!\w)_|_(?!\w))")
 def sentences(text: str) -> list[str]:
     """The one sentence splitter: at . ! ? followed by a capital, digit, quote or markup."""
     return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+
+
+_ASKS_MORE = re.compile(
+    r"\s*[,;]?\s+\b(?:and|or|but|plus)\s+(?=(?:what|how|why|when|where|which|who|is|are|was|"
+    r"were|can|could|do|does|did|should|will|would|if|also|then)\b)"
+    r"|\s*[,;]\s+(?=(?:what|how|why|when|where|which|who)\b)", re.IGNORECASE)
+
+
+def question_parts(question: str) -> list[str]:
+    """The separate asks of a question ("How long ..., and can I extend it?" is two), each
+    with two or more content words; one part when it asks one thing."""
+    parts = [p.strip() for s in sentences(question) for p in _ASKS_MORE.split(s) if p.strip()]
+    return [p for p in parts if len(content_terms(p)) >= 2]
 
 
 def strip_markup(text: str) -> str:
