@@ -79,6 +79,9 @@ _PARTS = re.compile(r";\s+|,\s+(?=(?:here|and|so|therefore|which|whereas|while|i
                     r"|\s+(?=by (?:simply )?using\b)")
 
 
+SUBJECT_WORDS = 4  # the words at the start of a sentence or label that name its subject
+
+
 @dataclass
 class Clause:
     """One sentence of a retrieved passage with where it came from and its polarity."""
@@ -98,6 +101,15 @@ class Clause:
     def context(self) -> str:
         """The clause with its outline path, as a reader of the notes sees it."""
         return f"{self.lead}: {self.text}" if self.lead else self.text
+
+    @property
+    def subjects(self) -> list[str]:
+        """Where the clause names what it is about, nearest first: the start of the sentence,
+        the start of each outline parent (innermost first), its heading. "EBS volume is SAN
+        storage, not like EFS" is about EBS, whatever else it mentions."""
+        parents = self.lead.split(" > ")[::-1] if self.lead else []
+        return [" ".join(x.split()[:SUBJECT_WORDS]) for x in [self.text] + parents] + \
+            [self.heading]
 
     @property
     def shown(self) -> str:

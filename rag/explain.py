@@ -32,7 +32,7 @@ from rag.evidence import (LIMIT, SCENARIO_LINE, YOUR_CHOICE, Clause, VectorCache
 from rag.extractive import _finish
 from rag.models import Citation, Hit
 from rag.retrieval import clean_question
-from rag.text import content_terms, sentences, strip_markup
+from rag.text import content_terms, mentions, names, sentences, stem, strip_markup
 
 LETTERS = "ABCDE"
 _OPTION_LINE = re.compile(r"^\s*(?:[-*]\s*)?(?:\(([A-Ea-e])\)|([A-Ea-e])[.):])\s+(.+?)\s*$",
@@ -57,6 +57,8 @@ BACKS_COS = 0.55  # "backs" (and "fits") need this cosine; a contradiction needs
 CONTRA_COS = 0.5
 HIGH_LEAD = 0.2
 NAMES_COS = 0.6  # a line this close to the option's own text is about it, whatever its words
+OWNED_COS = 0.35  # a limit in a line whose subject is the option needs only this cosine
+UNKNOWN, NEIGHBOUR = -1, -2  # owner of a clause whose subject is unnamed / names no option
 Label = Literal["backs", "contradicts", "silent"]
 Confidence = Literal["high", "medium", "low", "none"]
 
@@ -181,6 +183,7 @@ class _Scored:
     named: np.ndarray  # clauses x options: score where the clause names it (maybe with others)
     describes: np.ndarray  # clauses x options: score where the clause is plainly about it
     cos: np.ndarray  # clauses x options: cos(clause, scenario + option)
+    owner: np.ndarray  # per clause: the option its subject is, else UNKNOWN or NEIGHBOUR
 
 
 class Explainer:
@@ -212,7 +215,8 @@ class Explainer:
         n = len(clauses)
         if not n:
             empty = np.zeros((0, len(keys)))
-            return _Scored([], np.zeros(0, bool), empty, empty, empty, empty, empty)
+            return _Scored([], np.zeros(0, bool), empty, empty, empty, empty, empty,
+                           np.zeros(0, int))
         cvecs = self.vectors.encode([c.context for c in clauses])
         svec = self.vectors.encode([stem])[0]
         claims = self.vectors.encode([f"{stem} {options[k]}" for k in keys])
@@ -242,6 +246,7 @@ class Explainer:
             for i, c in enumerate(clauses):
                 pos[i, j] = sum(w for t, w in idf.items() if t in c.pos_terms) / total
                 neg[i, j] = sum(w for t, w in idf.items() if t in c.neg_terms) / total
+        owner = np.array([self._owner(c, options, distinct, df, n) for c in clauses])
         value = cos + LEX_WEIGHT * lexical[:, None]
         support = np.full((n, len(keys)), -np.inf)
         against = np.full((n, len(keys)), -np.inf)
@@ -252,8 +257,10 @@ class Explainer:
             others = [x for x in range(len(keys)) if x != j]
             alone = pos[:, others].max(axis=1) < OWN_SHARE if others else np.ones(n, bool)
             backs = usable & (pos[:, j] >= OWN_SHARE) & alone
+            # a line whose subject is something else describes and limits it in nothing
+            mine = (owner == j) | (owner == UNKNOWN)
             support[backs, j] = value[backs, j]
-            stated = usable & ((pos[:, j] >= OWN_SHARE / 2) | (about[:, j] >= NAMES_COS))
+            stated = usable & mine & ((pos[:, j] >= OWN_SHARE / 2) | (about[:, j] >= NAMES_COS))
             named_any[stated, j] = value[stated, j] + 0.5 * pos[stated, j]
             # A limit counts against an option only in a line about it: naming it, and not
             # naming another option as much ("When to use EBS > ... does not destroy data"
@@ -261,12 +268,46 @@ class Explainer:
             share = np.maximum(pos[:, j], neg[:, j])
             rival = np.maximum(pos[:, others], neg[:, others]).max(axis=1) if others \
                 else np.zeros(n)
-            about_it = (share >= OWN_SHARE) & (share > rival)
+            about_it = (owner == j) | ((owner == UNKNOWN) & (share >= OWN_SHARE) & (share > rival))
             limited = usable & about_it & ((neg[:, j] >= OWN_SHARE) | limits)
             against[limited, j] = value[limited, j]
-            own = usable & (pos[:, j] >= 2 * OWN_SHARE) & alone
+            own = usable & mine & (pos[:, j] >= 2 * OWN_SHARE) & alone
             describes[own, j] = value[own, j]
-        return _Scored(clauses, usable, support, against, named_any, describes, cos)
+        return _Scored(clauses, usable, support, against, named_any, describes, cos, owner)
+
+    @staticmethod
+    def _owner(clause: Clause, options: dict[str, str], distinct: dict[str, set[str]],
+               df: dict[str, int], n: int) -> int:
+        """The option a clause is about, read from its subject (``Clause.subjects``, nearest
+        first). A subject that starts with a name decides: the option that writes that name,
+        or NEIGHBOUR when none does; otherwise the option most of whose distinctive terms the
+        subject writes. A sibling of that option ("NAT Instances" for "a NAT gateway",
+        ``_compound``) is NEIGHBOUR too; UNKNOWN when no subject names anything. Headings are
+        Title Case, so only their terms count."""
+        keys = list(options)
+        last = len(clause.subjects) - 1
+        for k, text in enumerate(clause.subjects):
+            words = stems(text)
+            shares = []
+            for key in keys:
+                idf = {t: math.log(1 + n / (1 + df.get(t, 0))) for t in distinct[key]}
+                shares.append(sum(w for t, w in idf.items() if t in words)
+                              / (sum(idf.values()) or 1.0))
+            first = text.split()[0].strip(",.:;()") if text.split() else ""
+            if k < last and len(first) > 2 and first.lower() in names(text):
+                holders = [j for j, key in enumerate(keys) if mentions(options[key], first)]
+                if not holders:
+                    return NEIGHBOUR
+                shares = [s if j in holders else 0.0 for j, s in enumerate(shares)]
+            elif max(shares) < OWN_SHARE:
+                continue
+            best = max(shares)
+            if shares.count(best) > 1:
+                return UNKNOWN
+            j = shares.index(best)
+            return NEIGHBOUR if k < last and _compound(text, distinct[keys[j]],
+                                                       options[keys[j]]) else j
+        return UNKNOWN
 
     def _lexical(self, stem: str, options: dict[str, str], clauses: list[Clause]) -> np.ndarray:
         """IDF-weighted share of the scenario's own terms (not the options') in each clause."""
@@ -374,6 +415,24 @@ class Explainer:
             "explanation": f"{prose}\n\n{result.explanation}", "backend": "generated"})
 
 
+def _compound(text: str, terms: set[str], option: str) -> bool:
+    """Does the text name a sibling of the option: one of its terms followed by a name the
+    option does not write ("NAT Instances" for "a NAT gateway", "FSx for Lustre" for "FSx
+    for Windows")?"""
+    words = text.split()
+    for i, word in enumerate(words[:-1]):
+        if stem(word.lower().strip(",.:;()")) not in terms:
+            continue
+        after = words[i + 2] if words[i + 1].lower() in ("for", "of") and i + 2 < len(words) \
+            else words[i + 1]
+        if after.startswith("("):
+            continue  # "Security Groups (SGs)": an abbreviation of the same thing
+        after = after.strip(",.:;")
+        if after[:1].isupper() and not mentions(option, after):
+            return True
+    return False
+
+
 def _cited_quotes(result: Explanation) -> dict[int, str]:
     """[n] -> the note lines the explanation cites with n (what a generator may use)."""
     out: dict[int, list[str]] = {}
@@ -422,14 +481,24 @@ class _Writer:
         """Lines that may be shown: never the notes' second-person write-up of a choice."""
         return i not in self.used and not YOUR_CHOICE.search(self.s.clauses[i].text)
 
-    def best(self, matrix: np.ndarray, letter: str, floor: float, fresh: bool = True
-             ) -> int | None:
+    def best(self, matrix: np.ndarray, letter: str, floor: float, fresh: bool = True,
+             owned: bool = False) -> int | None:
+        """The highest-scoring usable line for the option at or above ``floor``; ``owned``:
+        only lines whose subject is the option."""
         j = self.keys.index(letter)
         col = matrix[:, j]
         ranked = [int(i) for i in np.argsort(-col) if np.isfinite(col[i])
                   and (self._shown(i) or not fresh and i in self.used)]
-        ranked = [i for i in ranked if self.s.cos[i, j] >= floor]
+        ranked = [i for i in ranked if self.s.cos[i, j] >= floor
+                  and (not owned or self.s.owner[i] == j)]
         return ranked[0] if ranked else None
+
+    def limit_of(self, letter: str, fresh: bool = True) -> int | None:
+        """The line that states the option's limit: one whose subject is the option first,
+        else any line about it that is close to the scenario."""
+        owned = self.best(self.s.against, letter, OWNED_COS, fresh, owned=True)
+        return owned if owned is not None else self.best(self.s.against, letter, CONTRA_COS,
+                                                         fresh)
 
     def write(self) -> Explanation:
         r, opts = self.r, self.r.options
@@ -447,7 +516,7 @@ class _Writer:
         if chosen == correct:
             sec.chosen_fails = [Reason(text=f"Your answer {chosen} is the correct one.")]
         else:
-            i = self.best(self.s.against, chosen, CONTRA_COS)
+            i = self.limit_of(chosen)
             if i is not None:
                 sec.chosen_fails.append(self.reason(
                     i, f"{chosen} ({_short(opts[chosen])}) falls short. {self.says(i)}"))
@@ -507,7 +576,7 @@ class _Writer:
             text = self.r.options[letter]
             correct = letter == self.r.correct
             wrong = self.r.correct is not None and not correct
-            against = self.best(self.s.against, letter, CONTRA_COS, fresh=False)
+            against = self.limit_of(letter, fresh=False)
             backs = self.best(self.s.support, letter, BACKS_COS, fresh=False)
             if correct and self.fits_at is not None:
                 i, label = self.fits_at, "backs"

@@ -209,3 +209,36 @@ def test_clause_polarity(sentence, pos_has, neg_has):
         assert pos_has in pos and pos_has not in neg
     if neg_has:
         assert neg_has in neg and neg_has not in pos
+
+
+@pytest.mark.parametrize("question, chosen, correct, reason", [
+    ("A media website wants its static images cached at edge locations close to users. Which "
+     "service should it use?\nA. Amazon CloudFront.\nB. AWS Direct Connect.\nC. A NAT gateway."
+     "\nD. AWS Global Accelerator.", "D", "A", "doesn't cache"),
+    ("Database credentials for an RDS instance must be rotated automatically every 30 days "
+     "without custom scheduling code. Which service should store them?\nA. EC2 user data.\n"
+     "B. SSM Parameter Store standard parameters.\nC. AWS Secrets Manager.\n"
+     "D. An encrypted S3 object.", "B", "C", "cannot rotate"),
+])
+def test_the_reason_the_chosen_option_fails_is_a_line_whose_subject_is_that_option(
+        explainer, question, chosen, correct, reason):
+    """A short limit line about the option itself ("Global Accelerator doesn't cache") is the
+    reason, even when it resembles the scenario less than lines about its neighbours."""
+    e = explainer.explain(question, chosen, correct)
+    fails = e.sections.chosen_fails
+    assert fails[0].citation and reason in fails[0].quote
+    assert {ev.letter: ev.label for ev in e.evidence}[chosen] == "contradicts"
+
+
+def test_a_limit_of_a_neighbouring_thing_is_no_reason_against_the_option(explainer):
+    """"NAT Instances would work but won't scale" is about NAT instances, not the NAT gateway
+    the student chose."""
+    e = explainer.explain(
+        "Instances in a private subnet must download objects from S3 without their traffic "
+        "leaving the AWS network. What should the architect add?\nA. A gateway VPC endpoint "
+        "for S3 with a route table prefix list entry.\nB. An internet gateway route in the "
+        "private subnet.\nC. A Direct Connect connection.\nD. A NAT gateway in a public subnet.",
+        "D", "A")
+    shown = [r.quote for r in e.sections.chosen_fails] + [
+        ev.quote for ev in e.evidence if ev.letter == "D"]
+    assert not any("NAT Instances" in q for q in shown)
