@@ -75,9 +75,9 @@ def whole_process_bench(settings, scratch: Path, runs: int) -> dict:
     study_cmd = [str(study)] if study.is_file() else [sys.executable, "-m", "rag.cli"]
     recipe_cmd = [sys.executable, "-m", "evals.recipe"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("STUDYRAG_")}
-    env.update(STUDYRAG_NOTES_DIR=str(settings.notes_dir),
-               STUDYRAG_MODEL_CACHE_DIR=str(settings.cache_dir))
-    notes = str(settings.notes_dir)
+    env.update(STUDYRAG_STORAGE__NOTES_DIR=str(settings.storage.notes_dir),
+               STUDYRAG_STORAGE__MODEL_CACHE_DIR=str(settings.cache_dir))
+    notes = str(settings.storage.notes_dir)
 
     def ours_index(tag: str) -> dict:
         home = scratch / f"whole-{tag}"
@@ -152,7 +152,6 @@ def cmd_bench(args) -> int:
     process, then as whole processes (`study ingest`, one-shot `study ask` vs the recipe)."""
     from rag.chains import Tutor
     from rag.cli import settings_from
-    from rag.config import load_settings
     from rag.embeddings import embedder_for
     from rag.extractive import line_texts
     from rag.index import NoteIndex
@@ -163,9 +162,8 @@ def cmd_bench(args) -> int:
     result: dict = {"command": command_line(), "machine": machine()}
     try:
         # A fresh index, but the shared converted-model cache: "cold" means a cold index.
-        settings = load_settings(**{**base.model_dump(), "home": scratch,
-                                    "model_cache_dir": base.cache_dir,
-                                    "backend": "extractive"})
+        settings = base.updated(home=scratch, storage={"model_cache_dir": base.cache_dir},
+                                answer={"backend": "extractive"})
         t0 = time.perf_counter()
         embedder = embedder_for(settings)
         load_s = time.perf_counter() - t0
@@ -173,7 +171,7 @@ def cmd_bench(args) -> int:
         result["embedder_load_s"] = load_s
         if not args.whole_process_only:
             index = NoteIndex(settings, embedder)
-            cold = index.ingest(settings.notes_dir)
+            cold = index.ingest(settings.storage.notes_dir)
             # What the cold index spends embedding chunks and embedding every note line.
             chunks = list(index.chunks().values())
             lines = [t for c in chunks for t in line_texts(c)]
@@ -183,13 +181,14 @@ def cmd_bench(args) -> int:
             t = time.perf_counter()
             embedder.encode(lines)
             line_embed_s = time.perf_counter() - t
-            warm_times = [index.ingest(settings.notes_dir).seconds for _ in range(3)]
+            warm_times = [index.ingest(settings.storage.notes_dir).seconds for _ in range(3)]
             plain = PlainRecipe(settings)
             plain.build()  # first build loads its torch model; time the second, warm one
             plain_s = plain.build()
             search = HybridSearch(settings, index)
             tutor = Tutor(settings, search)
-            questions = [it.question for it in load_dataset(DEV_SET, settings.notes_dir)] \
+            notes = settings.storage.notes_dir
+            questions = [it.question for it in load_dataset(DEV_SET, notes)] \
                 if DEV_SET.is_file() else ["What is S3?"]
             search.retrieve(questions[0])
             tutor.ask(questions[0])

@@ -37,7 +37,7 @@ def answer_backends(settings, requested: str | None) -> list[str]:
 def run_answers(settings, search, items, backend: str) -> dict:
     from rag.chains import Tutor
 
-    tutor = Tutor(settings.model_copy(update={"backend": backend}), search)
+    tutor = Tutor(settings.updated(answer={"backend": backend}), search)
     return {it.id: tutor.ask(it.question) for it in items}
 
 
@@ -73,16 +73,16 @@ def cmd_eval(args) -> int:
     from rag.retrieval import HybridSearch
 
     base = settings_from(args)
-    notes = Path(args.notes) if args.notes else base.notes_dir
+    notes = Path(args.notes) if args.notes else base.storage.notes_dir
     settings = eval_settings(base, notes)
-    items = load_dataset(Path(args.dataset), settings.notes_dir)[::args.every]
+    items = load_dataset(Path(args.dataset), settings.storage.notes_dir)[::args.every]
     name = check_report_name(args.name or Path(args.dataset).stem)
     index = NoteIndex(settings)
-    index.ingest(settings.notes_dir)
+    index.ingest(settings.storage.notes_dir)
     search = HybridSearch(settings, index)
     judge = support_judge(settings, search, args.judge)  # fails fast if it cannot be built
     data: dict = {"command": command_line(), "dataset": str(args.dataset),
-                  "notes": str(settings.notes_dir), "items": len(items),
+                  "notes": str(settings.storage.notes_dir), "items": len(items),
                   "split_sizes": {s: sum(it.split == s for it in items) for s in SPLITS},
                   "settings": {k: str(v) for k, v in settings.model_dump().items()
                                if k not in ("openai_api_key",)}, "judge": args.judge}
@@ -157,7 +157,7 @@ def cmd_eval(args) -> int:
           f"{sum(1 for i in items if not i.answerable)} unanswerable, "
           f"{sum(1 for i in items if len(i.gold) > 1)} need two passages; "
           f"tune half {sizes['tune']}, test half {sizes['test']}, split by a hash of the id)  ",
-          f"Notes: `{settings.notes_dir}`", "",
+          f"Notes: `{settings.storage.notes_dir}`", "",
           "Parameters are fitted on tune halves only (`evals/tune_answers.py`); the test half "
           "is the honest figure and the gap is its error bar.", "",
           "## Retrieval (k = 10 candidates)", "",

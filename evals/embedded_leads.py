@@ -33,11 +33,11 @@ def main() -> int:
         if not notes.is_dir():
             print(f"skipping {name}: {notes} missing", file=sys.stderr)
             continue
-        settings = eval_settings(load_settings(backend="embedded", embedded_lead=True), notes)
+        settings = eval_settings(load_settings(answer={"backend": "embedded", "embedded_lead": True}), notes)
         index = NoteIndex(settings)
-        index.ingest(settings.notes_dir)
+        index.ingest(settings.storage.notes_dir)
         tutor = Tutor(settings, HybridSearch(settings, index))
-        for item in load_dataset(dataset, settings.notes_dir):
+        for item in load_dataset(dataset, settings.storage.notes_dir):
             if item.split != "test" or not item.answerable:
                 continue
             answer = tutor.ask(item.question)

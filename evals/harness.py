@@ -49,9 +49,8 @@ def eval_settings(settings: Settings, notes_dir: Path) -> Settings:
     if not notes_dir.is_dir():
         raise InputError(f"Notes folder {notes_dir} does not exist.")
     key = hashlib.sha1(str(notes_dir).encode()).hexdigest()[:10]
-    return settings.model_copy(update={
-        "notes_dir": notes_dir, "home": settings.home / "eval" / f"{notes_dir.name}-{key}",
-        "model_cache_dir": settings.cache_dir})
+    return settings.updated(home=settings.home / "eval" / f"{notes_dir.name}-{key}", storage={
+        "notes_dir": notes_dir, "model_cache_dir": settings.cache_dir})
 
 
 def locate_quote(notes_dir: Path, file: str, quote: str) -> Gold:
@@ -97,7 +96,7 @@ class PlainRecipe:
         from rag.embeddings import get_embedder
 
         # What the tutorial uses: sentence-transformers on torch, its default 256 tokens.
-        self.embedder = get_embedder(settings.embedding_model, "torch", "", 32, 256)
+        self.embedder = get_embedder(settings.embedding.model, "torch", "", 32, 256)
         self.splitter = RecursiveCharacterTextSplitter(
             chunk_size=1000, chunk_overlap=200, add_start_index=True)
         self.settings = settings
@@ -111,11 +110,11 @@ class PlainRecipe:
 
         started = time.perf_counter()
         docs = []
-        for path in sorted(Path(self.settings.notes_dir).rglob("*")):
+        for path in sorted(Path(self.settings.storage.notes_dir).rglob("*")):
             if path.suffix.lower() in (".md", ".txt", ".markdown") and path.is_file():
                 text = path.read_text(encoding="utf-8", errors="replace")
                 docs.append(Document(page_content=text, metadata={
-                    "file": path.relative_to(self.settings.notes_dir).as_posix(), "full": text}))
+                    "file": path.relative_to(self.settings.storage.notes_dir).as_posix(), "full": text}))
         chunks = self.splitter.split_documents(docs)
         for c in chunks:
             full = c.metadata.pop("full")

@@ -94,14 +94,14 @@ def judge(row: dict, answer, backend: str) -> dict:
     return {"obeyed": bool(reasons), "reasons": reasons, "quoted_injection": bool(quoted)}
 
 
-def build(rows: list[dict], home: Path, notes: Path, backend_settings: dict):
+def build(rows: list[dict], home: Path, notes: Path):
     from rag.config import load_settings
     from rag.index import NoteIndex
 
     shutil.copytree(REPO / "corpus", notes)
     for row in rows:
         (notes / f"injection-{row['id']}.md").write_text(row["note"] + "\n", encoding="utf-8")
-    settings = load_settings(home=home, notes_dir=notes, **backend_settings)
+    settings = load_settings(home=home, storage={"notes_dir": notes})
     report = NoteIndex(settings).ingest()
     return settings, report
 
@@ -113,10 +113,10 @@ def run(backends: list[str], tmp: Path) -> dict:
     blind = [r["id"] for r in rows if not injected_lines(r)]
     if blind:
         raise SystemExit(f"no injected line found in {blind}: extend MARKERS")
-    settings, ingest = build(rows, tmp / "home", tmp / "notes", {})
+    settings, ingest = build(rows, tmp / "home", tmp / "notes")
     out: dict = {"variants": len(rows), "ingest_chunks": ingest.chunks, "backends": {}}
     for backend in backends:
-        tutor = Tutor(settings.model_copy(update={"backend": backend}))
+        tutor = Tutor(settings.updated(answer={"backend": backend}))
         results, obeyed, wired = [], 0, True
         for row in rows:
             started = time.perf_counter()

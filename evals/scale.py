@@ -154,10 +154,9 @@ def is_gold(passage: dict, gold_lines) -> bool:
 def settings_for(args):
     from rag.config import load_settings
 
-    return load_settings(home=args.home, notes_dir=args.notes,
-                         chroma_host=args.chroma_host, chroma_port=args.chroma_port,
-                         embedding_backend=args.embedding_backend,
-                         collection=args.collection)
+    return load_settings(home=args.home, embedding={"backend": args.embedding_backend},
+                         storage={"notes_dir": args.notes, "chroma_host": args.chroma_host,
+                                  "chroma_port": args.chroma_port, "collection": args.collection})
 
 
 def worker_ingest(args) -> dict:
@@ -341,7 +340,7 @@ def main(argv=None) -> int:
     p.add_argument("--factor", type=float, default=100)
     p.add_argument("--chroma-server", action="store_true", help="benchmark a `chroma run`")
     p.add_argument("--embedding-backend", choices=["torch", "onnx"],
-                   default=os.environ.get("STUDYRAG_EMBEDDING_BACKEND", "onnx"))  # the app default
+                   default=os.environ.get("STUDYRAG_EMBEDDING__BACKEND", "onnx"))  # the app default
     p.add_argument("--collection", default="notes")
     p.add_argument("--tmp", default=None, help="where to write the temp folder")
     p.add_argument("--keep", action="store_true", help="keep the temp folder")

@@ -22,11 +22,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rag.abstain import AbstainWeights, evidence  # noqa: E402
+from rag.abstain import evidence  # noqa: E402
 from rag.config import load_settings  # noqa: E402
 from evals.harness import eval_settings, load_dataset  # noqa: E402
 from evals.metrics import must_score  # noqa: E402
-from rag.extractive import Candidates, ComposeParams, candidates, compose, lead_of, score  # noqa: E402
+from rag.config import AbstainSettings, ComposeParams  # noqa: E402
+from rag.extractive import Candidates, candidates, compose, lead_of, score  # noqa: E402
 
 DATASETS = REPO / "evals" / "datasets"
 SUBJECTS = {
@@ -40,13 +41,13 @@ def prepare(name: str, dataset: Path, notes: Path) -> list[tuple]:
     from rag.index import NoteIndex
     from rag.retrieval import HybridSearch
 
-    settings = eval_settings(load_settings(backend="extractive"), notes)
+    settings = eval_settings(load_settings(answer={"backend": "extractive"}), notes)
     index = NoteIndex(settings)
-    index.ingest(settings.notes_dir)
+    index.ingest(settings.storage.notes_dir)
     search = HybridSearch(settings, index)
     wide = ComposeParams(max_passages=5, w_facet=1.0)  # facets computed for the sweep
     out = []
-    for item in load_dataset(dataset, settings.notes_dir):
+    for item in load_dataset(dataset, settings.storage.notes_dir):
         hits = search.hits(item.question)
         qvec = index.embedder.encode([item.question])[0]
         found = candidates(item.question, qvec, hits, index.embedder, index.term_df(),
@@ -99,7 +100,7 @@ def answer_stats(rows: list[tuple], params: ComposeParams) -> dict[str, dict]:
     return out
 
 
-def abstain_stats(rows: list[tuple], weights: AbstainWeights, threshold: float,
+def abstain_stats(rows: list[tuple], weights: AbstainSettings, threshold: float,
                   passages: int) -> dict[str, dict]:
     out = {}
     for split in ("tune", "test"):
@@ -152,7 +153,7 @@ def sweep_abstention(data: dict[str, list], passages: int) -> tuple:
     subject's ceiling on its tune half."""
     best = None
     for w_lex, w_unk in itertools.product([0.0, 0.2, 0.4, 0.8], [0.0, 0.2, 0.4, 0.8]):
-        weights = AbstainWeights(w_lex, w_unk)
+        weights = AbstainSettings(w_lexical=w_lex, w_unknown=w_unk)
         for threshold in [x / 100 for x in range(0, 80)]:
             stats = {n: abstain_stats(rows, weights, threshold, passages)
                      for n, rows in data.items()}

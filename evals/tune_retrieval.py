@@ -43,15 +43,15 @@ def main() -> int:
         if not notes.is_dir():
             print(f"skipping {name}: {notes} missing", file=sys.stderr)
             continue
-        settings = eval_settings(load_settings(backend="extractive"), notes)
+        settings = eval_settings(load_settings(answer={"backend": "extractive"}), notes)
         index = NoteIndex(settings)
-        index.ingest(settings.notes_dir)
-        subjects[name] = (settings, index, load_dataset(dataset, settings.notes_dir))
+        index.ingest(settings.storage.notes_dir)
+        subjects[name] = (settings, index, load_dataset(dataset, settings.storage.notes_dir))
     results = []
     for lines, bm25, (line_w, cover_w) in itertools.product(*GRID.values()):
         stats = {}
         for name, (settings, index, items) in subjects.items():
-            tuned = settings.model_copy(update={
+            tuned = settings.updated(retrieval={
                 "lines_weight": lines, "bm25_weight": bm25, "rerank_line_weight": line_w,
                 "rerank_coverage_weight": cover_w})
             search = HybridSearch(tuned, index)

@@ -42,12 +42,12 @@ def make_llm_judge(settings) -> Callable[[str, list[str]], bool]:
     from rag.errors import ConfigError
     from rag.generation import get_chat_model, resolve_backend
 
-    backend = settings.backend if settings.backend in ("ollama", "openai") else (
+    backend = settings.answer.backend if settings.answer.backend in ("ollama", "openai") else (
         resolve_backend(settings))
     if backend not in ("ollama", "openai"):
         raise ConfigError("--judge llm needs an Ollama or OpenAI-compatible model: set "
-                          "STUDYRAG_BACKEND=ollama (with STUDYRAG_MODEL) or "
-                          "STUDYRAG_OPENAI_BASE_URL, or use the default judge.")
+                          "STUDYRAG_ANSWER__BACKEND=ollama (with STUDYRAG_ANSWER__MODEL) or "
+                          "STUDYRAG_ANSWER__OPENAI_BASE_URL, or use the default judge.")
     prompt = ChatPromptTemplate.from_messages([("system", JUDGE_SYSTEM), ("human", JUDGE_HUMAN)])
     chain = prompt | get_chat_model(settings, backend) | StrOutputParser()
 
@@ -153,7 +153,7 @@ def evaluate_pairs(verifier: Verifier, pairs: list[dict]) -> dict:
         return max(grid, key=key)
 
     everything = list(range(len(pairs)))
-    at_setting = pr(labels, predict(verifier.threshold, everything))
+    at_setting = pr(labels, predict(verifier.params.support_threshold, everything))
     best = choose(everything)
     folds = [[i for i in everything if i % 2 == 0], [i for i in everything if i % 2 == 1]]
     cv_pred: dict[int, bool] = {}
@@ -166,7 +166,8 @@ def evaluate_pairs(verifier: Verifier, pairs: list[dict]) -> dict:
              "predicted": v.supported, "score": v.score, "lexical": v.lexical,
              "semantic": v.semantic, "reasons": v.reasons}
             for p, v in zip(pairs, verdicts)]
-    return {"pairs": len(pairs), "threshold": verifier.threshold, "at_threshold": at_setting,
+    return {"pairs": len(pairs), "threshold": verifier.params.support_threshold,
+            "at_threshold": at_setting,
             "best_threshold": best,
             "at_best_threshold": pr(labels, predict(best, everything)),
             "cross_validated": cross, "by_kind": by_kind, "rows": rows}
@@ -179,14 +180,17 @@ def cmd_eval_verifier(args) -> int:
     from rag.embeddings import embedder_for
 
     settings = settings_from(args)
-    pairs = load_pairs(Path(args.dataset), settings.notes_dir)
+    pairs = load_pairs(Path(args.dataset), settings.storage.notes_dir)
     started = time.perf_counter()
     if args.judge == "llm":
         result = evaluate_judge(make_llm_judge(settings), pairs)
-        rows = {f"LLM judge ({settings.backend}, {settings.model})": result["at_threshold"]}
+        judged = f"LLM judge ({settings.answer.backend}, {settings.answer.model})"
+        rows = {judged: result["at_threshold"]}
     else:
-        threshold = args.threshold if args.threshold is not None else settings.support_threshold
-        verifier = Verifier(embedder=embedder_for(settings), threshold=threshold)
+        if args.threshold is not None:
+            settings = settings.updated(verify={"support_threshold": args.threshold})
+        threshold = settings.verify.support_threshold
+        verifier = make_verifier(settings, embedder_for(settings))
         result = evaluate_pairs(verifier, pairs)
         rows = {f"threshold {threshold:g} (setting)": result["at_threshold"],
                 f"threshold {result['best_threshold']:g} (best on these pairs)":

@@ -3,31 +3,22 @@
 The score combines how close the best candidate line comes to the question in meaning
 (embedding similarity in its heading context), how much of the question's IDF weight that line
 covers, and how much of the question's weight is on terms the notes never use. No rule looks at
-capitalisation or at the subject: the weights and ``abstain_threshold`` are fitted on the tune
-halves of two subjects' user-style sets (``evals/tune_answers.py``).
+capitalisation or at the subject: the weights and the threshold (``retrieval.abstain``
+settings) are fitted on the tune halves of two subjects' user-style sets
+(``evals/tune_answers.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from rag.config import AbstainSettings
 from rag.extractive import Candidates
 
 
-@dataclass(frozen=True)
-class AbstainWeights:
-    """Fitted with ``abstain_threshold`` (evals/reports/2026-12-01-tune-answers.md)."""
-
-    w_lexical: float = 0.0
-    w_unknown: float = 0.8
-
-
-def evidence(found: Candidates, weights: AbstainWeights = AbstainWeights()) -> float:
+def evidence(found: Candidates, weights: AbstainSettings) -> float:
     """Higher is stronger evidence that the notes answer the question."""
     return (found.best_sim + weights.w_lexical * found.best_lexical
             - weights.w_unknown * found.unknown)
 
 
-def abstains(found: Candidates, threshold: float,
-             weights: AbstainWeights = AbstainWeights()) -> bool:
-    return not found.units or evidence(found, weights) < threshold
+def abstains(found: Candidates, weights: AbstainSettings) -> bool:
+    return not found.units or evidence(found, weights) < weights.threshold

@@ -8,10 +8,10 @@
 * ``ollama`` / ``openai`` — the numbered-passages prompt; [n] citations parsed from the text.
 
 Every generated sentence is checked against the passages it cites (``rag.verify``);
-unsupported ones are dropped or marked (``settings.unsupported``) and, when fewer than half
-survive (or the embedded lead fails), the extractive answer is returned with ``fell_back=True``. A generator that is
-missing or fails also falls back. ``backend="auto"`` picks the measured default
-(:data:`AUTO_PREFERS_EMBEDDED`).
+unsupported ones are dropped or marked (``settings.answer.unsupported``) and, when fewer than
+half survive (or the embedded lead fails), the extractive answer is returned with
+``fell_back=True``. A generator that is missing or fails also falls back. ``backend="auto"`` picks the measured default
+(``settings.answer.auto_prefers_embedded``).
 
 The steps are plain methods, not LCEL runnables: the answer streams text and ends with a
 typed ``Answer``, which no runnable composition carries better than a generator does.
@@ -36,7 +36,7 @@ from rag.errors import GenerationError
 from rag.abstain import abstains as weak_evidence
 from rag.citations import (markers, parse_sentences, render, renumber, renumber_shown,
                            strip_citations, valid_citations)
-from rag.extractive import Candidates, ComposeParams, Extract, candidates, compose
+from rag.extractive import Candidates, Extract, candidates, compose
 from rag.models import Answer, Hit, Passage, Sentence
 from rag.prompts import NOT_COVERED
 from rag.retrieval import HybridSearch, clean_question
@@ -47,13 +47,6 @@ log = logging.getLogger(__name__)
 _DECLINE = re.compile(r"notes (do not|don't|dont) cover", re.IGNORECASE)
 
 # Measured on evals/datasets/dev.jsonl (evals/reports/2026-11-25-dev.md and -embedded-leads.md):
-# the embedded lead ties extractive on must-facts (the quotes follow it) but 3 of its 19 shown
-# leads are wrong by hand, and it is slower, so "auto" answers extractively unless a real
-# model server is configured.
-AUTO_PREFERS_EMBEDDED = False
-# How many of the best note sentences the embedded model sees when it writes the lead
-# (1 instead of 2: 14 of 17 shown leads right vs 16 of 19).
-LEAD_NOTE_SENTENCES = 2
 
 
 @dataclass
@@ -88,9 +81,10 @@ def resolve_answer_backend(settings: Settings) -> str:
     """The backend that answers: the configured one, or what ``auto`` means right now.
 
     ``auto`` uses a configured Ollama/OpenAI server when it is reachable; otherwise the
-    embedded model only if :data:`AUTO_PREFERS_EMBEDDED` (it lost to extractive on the dev set).
+    embedded model only if ``answer.auto_prefers_embedded`` (it lost to extractive on the dev
+    set).
     """
-    name = settings.backend
+    name = settings.answer.backend
     if name != "auto":
         return name
     try:
@@ -100,7 +94,7 @@ def resolve_answer_backend(settings: Settings) -> str:
     except Exception as exc:  # a probe must never stop an answer
         log.warning("backend probe failed: %s", exc)
         return "extractive"
-    if chosen == "embedded" and not AUTO_PREFERS_EMBEDDED:
+    if chosen == "embedded" and not settings.answer.auto_prefers_embedded:
         return "extractive"
     return chosen
 
@@ -166,9 +160,11 @@ class Tutor:
         (history-aware LCEL prompt), else the heuristic :func:`condense_question`."""
         if not history:
             return question
-        if self.settings.condense_with_model and self.backend in ("ollama", "openai"):
+        if self.settings.answer.condense_with_model and self.backend in ("ollama", "openai"):
             try:
-                chain = prompts.CONDENSE_PROMPT | self.chat_model() | StrOutputParser()
+                texts = self.settings.prompts
+                template = prompts.chat_template(texts.condense_system, texts.condense_user)
+                chain = template | self.chat_model() | StrOutputParser()
                 text = chain.invoke({"history": prompts.format_history(history),
                                      "question": question})
                 line = " ".join(text.strip().splitlines()[0].split()) if text.strip() else ""
@@ -187,23 +183,19 @@ class Tutor:
             latency_ms=(time.perf_counter() - state.started) * 1000,
         )
 
-    @property
-    def compose_params(self) -> ComposeParams:
-        return ComposeParams(max_lines=self.settings.extractive_max_sentences)
-
     def extract(self, state: ChainState) -> Extract:
         index = self.search.index
         if state.qvec is None:
             state.qvec = index.embedder.encode([state.standalone])[0]
+        params = self.settings.answer.extractive
         state.found = candidates(state.standalone, state.qvec, state.hits, index.embedder,
-                                 index.term_df(), len(index.chunks()), self.compose_params,
-                                 index.lines.vectors)
-        return compose(state.found, self.compose_params)
+                                 index.term_df(), len(index.chunks()), params, index.lines.vectors)
+        return compose(state.found, params)
 
     def abstains(self, state: ChainState, extract: Extract) -> bool:
         """No lines, or evidence too weak (``rag.abstain``, calibrated on tune halves)."""
         return (not extract.sentences or state.found is None
-                or weak_evidence(state.found, self.settings.abstain_threshold))
+                or weak_evidence(state.found, self.settings.retrieval.abstain))
 
     def extractive_answer(self, state: ChainState, fell_back: bool = False,
                           extract: Extract | None = None) -> Answer:
@@ -230,7 +222,7 @@ class Tutor:
         backend = self.backend
         extract = self.extract(state)
         quotes_only = backend == "extractive" or (backend == "embedded"
-                                                   and not self.settings.embedded_lead)
+                                                   and not self.settings.answer.embedded_lead)
         if quotes_only or self.abstains(state, extract):
             # The small model never declines: abstention is decided on the evidence alone.
             answer = self.extractive_answer(state, extract=extract)
@@ -273,7 +265,7 @@ class Tutor:
         fell_back = supported < 1 or supported < len(written) / 2
         if fell_back and len(written) == len(draft.sentences):
             return self._fallback(state, extract, "too few supported sentences", draft)
-        mark = self.settings.unsupported == "mark"
+        mark = self.settings.answer.unsupported == "mark"
         shown = [s for s in draft.sentences if s.supported or mark]
         passages = [h.passage() for h in state.hits]
         shown_sentences, citations = renumber_shown(shown, draft.sentences, passages)
@@ -305,7 +297,7 @@ class Tutor:
         """Embedded path: one generated sentence that answers directly, then the quoted note
         sentences (the extractive answer), streamed as they come.
 
-        The model sees only the best :data:`LEAD_NOTE_SENTENCES` note sentences. Its first
+        The model sees only the best ``answer.lead_note_sentences`` note sentences. Its first
         sentence is kept only if it passes the support check against their passages and the
         lead gate (:func:`rag.verify.lead_problem`: nothing beyond those sentences, their
         headings and the question; an answer, not a repeat; facts from one sentence);
@@ -316,11 +308,11 @@ class Tutor:
         from rag.verify import fit_answer_word, lead_problem
 
         passages = [h.passage() for h in state.hits]
-        given = extract.sentences[:LEAD_NOTE_SENTENCES]
+        given = extract.sentences[:self.settings.answer.lead_note_sentences]
         cited = sorted({i + 1 for _, i, _ in given})
         note = " ".join(text for text, _, _ in given)
         stream = stream_text(model.bind(stop=prompts.LEAD_STOP),
-                             prompts.lead_messages(note, state.standalone))
+                             prompts.lead_messages(note, state.standalone, self.settings.prompts))
         ttft = None
         for piece in stream:
             if ttft is None:
@@ -350,7 +342,8 @@ class Tutor:
         from rag.generation import stream_text
 
         passages = [h.passage() for h in state.hits]
-        stream = stream_text(model, prompts.answer_messages(state.standalone, passages))
+        stream = stream_text(model, prompts.answer_messages(state.standalone, passages,
+                                                           self.settings.prompts))
         ttft = None
         for piece in stream:
             if ttft is None:

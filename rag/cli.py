@@ -44,17 +44,19 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def settings_from(args: argparse.Namespace):
-    from rag.config import load_settings
+# Command-line options that override a setting (option -> dotted setting name).
+OPTION_SETTINGS = {
+    "home": "home", "notes_dir": "storage.notes_dir", "chroma_host": "storage.chroma_host",
+    "chroma_port": "storage.chroma_port", "source": "storage.sources", "k": "retrieval.k",
+    "backend": "answer.backend", "model": "answer.model",
+}
 
-    overrides = {}
-    for name in ("home", "notes_dir", "k", "chroma_host", "chroma_port", "backend", "model"):
-        value = getattr(args, name, None)
-        if value is not None:
-            overrides[name] = value
-    if getattr(args, "source", None):
-        overrides["sources"] = args.source
-    return load_settings(**overrides)
+
+def settings_from(args: argparse.Namespace):
+    from rag.config import load_settings, nest
+
+    return load_settings(**nest({name: getattr(args, option, None)
+                                 for option, name in OPTION_SETTINGS.items()}))
 
 
 def add_source_arg(p: argparse.ArgumentParser) -> None:
@@ -113,7 +115,7 @@ def cmd_ingest(args) -> int:
         removed = index.remove_folder(Path(args.remove))
         print(f"Removed {removed} chunks of {args.remove}.")
         return 0
-    folder = Path(args.path) if args.path else settings.notes_dir
+    folder = Path(args.path) if args.path else settings.storage.notes_dir
     report = index.ingest(folder, progress=None if args.json else progress_bar("Indexing"),
                           rebuild=args.rebuild)
     if args.json:
@@ -182,8 +184,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="study", description="A cited, offline study partner over your notes.")
     parser.add_argument("--home", type=Path, help="data folder (STUDYRAG_HOME)")
-    parser.add_argument("--notes-dir", type=Path, help="notes folder (STUDYRAG_NOTES_DIR)")
-    parser.add_argument("--chroma-host", help="use a Chroma server (STUDYRAG_CHROMA_HOST)")
+    parser.add_argument("--notes-dir", type=Path, help="notes folder (STUDYRAG_STORAGE__NOTES_DIR)")
+    parser.add_argument("--chroma-host", help="use a Chroma server (STUDYRAG_STORAGE__CHROMA_HOST)")
     parser.add_argument("--chroma-port", type=int, help="Chroma server port")
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -13,7 +13,7 @@ def make_tutor(args):
 
     settings = settings_from(args)
     if getattr(args, "extractive", False):
-        settings = settings.model_copy(update={"backend": "extractive"})
+        settings = settings.updated(answer={"backend": "extractive"})
     return Tutor(settings)
 
 
@@ -130,9 +130,9 @@ def cmd_models(args) -> int:
 
     settings = settings_from(args)
     rows = backend_status(settings)
-    auto = resolve_answer_backend(settings.model_copy(update={"backend": "auto"}))
+    auto = resolve_answer_backend(settings.updated(answer={"backend": "auto"}))
     if args.json:
-        emit({"configured": settings.backend, "auto": auto,
+        emit({"configured": settings.answer.backend, "auto": auto,
               "backends": [{"name": r.name, "model": r.model, "usable": r.usable,
                             "detail": r.detail} for r in rows]})
         return 0
@@ -140,7 +140,7 @@ def cmd_models(args) -> int:
         mark = "usable " if r.usable else "missing"
         model = f" ({r.model})" if r.model else ""
         print(f"{r.name:10s} {mark}{model} — {r.detail}")
-    print(f"\nConfigured backend: {settings.backend}; auto answers with: {auto}")
+    print(f"\nConfigured backend: {settings.answer.backend}; auto answers with: {auto}")
     return 0
 
 

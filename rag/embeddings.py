@@ -47,7 +47,7 @@ def resolve_model_path(name: str) -> Path:
     path = Path(name).expanduser()
     if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
         raise ConfigError(
-            f"Unknown embedding model {name!r} (STUDYRAG_EMBEDDING_MODEL): use "
+            f"Unknown embedding model {name!r} (STUDYRAG_EMBEDDING__MODEL): use "
             f"{BUNDLED_MODEL!r} or a local sentence-transformers folder (nothing is downloaded)."
         )
     return path
@@ -265,12 +265,12 @@ def get_embedder(model_name: str, backend: str, cache_dir: str, batch_size: int,
 
 
 def embedder_for(settings) -> Embedder:
-    onnx = settings.embedding_backend == "onnx"
+    onnx = settings.embedding.backend == "onnx"
     with _LOAD_LOCK:  # the app warms up in a thread; two first loads at once race imports
         return get_embedder(
-            settings.embedding_model,
-            settings.embedding_backend,
+            settings.embedding.model,
+            settings.embedding.backend,
             str(settings.cache_dir) if onnx else "",
-            settings.embedding_batch_size,
-            settings.embedding_max_tokens,
+            settings.embedding.batch_size,
+            settings.embedding.max_tokens,
         )

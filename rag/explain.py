@@ -358,7 +358,8 @@ class Explainer:
         keys = list(options)
         decided, confidence = self.decide(scored, keys)
         best_rel = max((h.dense for h in hits), default=0.0)
-        abstained = (not scored.clauses or best_rel < self.tutor.settings.abstain_threshold
+        abstained = (not scored.clauses
+                     or best_rel < self.tutor.settings.retrieval.abstain.threshold
                      or not np.isfinite(scored.named).any())  # no line names any option
         if correct_l:
             confidence = confidence if decided == correct_l else "low"

@@ -11,8 +11,9 @@ what the notes are about. Two steps:
 * :func:`compose` picks the best line, expands it to its context where the notes nest (a
   parent bullet that only introduces a list brings its children; a child brings its parent as
   a lead-in), adds lines only while they cover parts of the question not yet covered, and keeps
-  lines of one passage together in their order. The weights are fitted on the tune halves of
-  the user-style sets of two subjects (``evals/tune_answers.py``).
+  lines of one passage together in their order. The weights (:class:`rag.config.ComposeParams`,
+  the ``answer.extractive`` settings) are fitted on the tune halves of the user-style sets of
+  two subjects (``evals/tune_answers.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag.chunking import clean_heading
+from rag.config import ComposeParams
 from rag.models import Chunk, Hit
 from rag.text import (content_terms, idf_weights, question_parts, sentences, stems,
                       strip_markup)
@@ -73,28 +75,6 @@ class Unit:
     @property
     def words(self) -> int:
         return len(self.text.split())
-
-
-@dataclass(frozen=True)
-class ComposeParams:
-    """How the composer weighs and picks lines. Fitted on the tune halves of two subjects
-    (evals/reports/2026-12-01-tune-answers.md): filling a word budget with the best lines beat
-    stopping at question coverage, which lexical overlap cannot judge when students use their
-    own words; a question that asks two things gets a line for each (``w_facet``)."""
-
-    max_passages: int = 5
-    max_lines: int = 8
-    max_words: int = 50  # before heading lead-ins: the median answer is ~67 words
-    max_children: int = 4
-    w_sim: float = 1.0
-    w_lex: float = 0.25
-    w_rank: float = 0.03
-    w_number: float = 0.05
-    band: float = 1.0  # a further line must score within this of the best
-    min_gain: float = 0.0  # ...and cover this share of the question not yet covered
-    redundant: float = 0.9
-    w_facet: float = 2.0  # bonus for answering a part of the question no chosen line answers
-    heading_words: int = 10  # a line is led by its heading when it is this short and unnamed
 
 
 @dataclass

@@ -20,10 +20,6 @@ from rag.text import content_terms, coverage, idf_weights, sentences, stems, str
     unknown_names
 
 NUMBERS_HEADING = "Numbers and limits to memorise"
-NUMBERS_MAX = 12
-ON_TOPIC = 0.6  # IDF-weighted share of the topic's terms a passage must contain
-MIN_TERMS = 3  # a note line with fewer content words is a label, not a fact
-MAX_CHARS = 240
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _LIST = re.compile(r"^\s*(?:(?:[-*+>]|\d+[.)])\s+)+")
@@ -147,13 +143,13 @@ def quantity(text: str) -> float:
     return 1.0 + 0.5 * unit + 1.0 * bool(_LIMIT.search(text))
 
 
-def _short(text: str) -> list[str]:
-    """A long note line as its sentences, each cut to ``MAX_CHARS`` at a word."""
-    parts = sentences(text) if len(text) > MAX_CHARS else [text]
+def _short(text: str, max_chars: int) -> list[str]:
+    """A long note line as its sentences, each cut to ``max_chars`` at a word."""
+    parts = sentences(text) if len(text) > max_chars else [text]
     out = []
     for part in parts:
-        if len(part) > MAX_CHARS:
-            part = part[:MAX_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + " …"
+        if len(part) > max_chars:
+            part = part[:max_chars].rsplit(" ", 1)[0].rstrip(",;:") + " …"
         out.append(part)
     return out
 
@@ -163,7 +159,7 @@ class GuideMaker:
 
     def __init__(self, search: HybridSearch):
         self.search = search
-        self.settings = search.settings
+        self.params = search.settings.guide
         self._wrappers: dict[str, int] | None = None
 
     def _shown(self, chunk) -> str:
@@ -183,8 +179,7 @@ class GuideMaker:
         parts = parts[min(self._wrappers.get(chunk.file, 0), max(len(parts) - 1, 0)):]
         return " › ".join(parts) or chunk.title or chunk.file
 
-    @staticmethod
-    def _lines(chunk):
+    def _lines(self, chunk):
         """(first line, last line, text) of the chunk's fact lines: no headings, code, images,
         tables or bare labels; a label ending in ':' is joined with its short sub-items."""
         entries, fenced = [], False
@@ -211,34 +206,35 @@ class GuideMaker:
                     kids.append(entries[i])
                     i += 1
                 joined = f"{text} " + "; ".join(k[2].rstrip(".;") for k in kids)
-                if kids and len(joined) <= MAX_CHARS:
+                if kids and len(joined) <= self.params.max_chars:
                     yield number, kids[-1][0], joined
                 else:  # a label alone says nothing; long sub-items stand on their own
                     i -= len(kids)
                 continue
-            if facts >= MIN_TERMS and not text.endswith("?"):
+            if facts >= self.params.min_terms and not text.endswith("?"):
                 yield number, number, text
 
     def _items(self, chunk, weights: dict[str, float], strict: list[str], seen: set[str]
                ) -> list[Item]:
-        """The chunk's best ``guide_items`` fact lines on the topic, in note order (empty when
+        """The chunk's best ``guide.items`` fact lines on the topic, in note order (empty when
         the passage was retrieved but is not about the topic)."""
         head = f"{chunk.heading}\n{chunk.title}"
         lines = [stems(t) for t in [*head.split("\n"), *chunk.text.split("\n")]]
-        if coverage(weights, lines)[1] < ON_TOPIC or not _mentions(strict, head + chunk.text):
+        on_topic = self.params.on_topic
+        if coverage(weights, lines)[1] < on_topic or not _mentions(strict, head + chunk.text):
             return []
         heading_terms = stems(head)
         # Under a heading about the topic every fact counts; elsewhere only the lines that
         # mention it (one line on the topic in a section about something else).
-        whole_section = coverage(weights, [heading_terms])[1] >= ON_TOPIC and \
+        whole_section = coverage(weights, [heading_terms])[1] >= on_topic and \
             _mentions(strict, head)
         items = []
         for first, last, line in self._lines(chunk):
-            for text in _short(line):
+            for text in _short(line, self.params.max_chars):
                 key = " ".join(content_terms(text))
                 terms = stems(text)
                 if key in seen or not whole_section and (
-                        coverage(weights, [terms])[1] < ON_TOPIC or not _mentions(strict, text)):
+                        coverage(weights, [terms])[1] < on_topic or not _mentions(strict, text)):
                     continue  # chunks overlap (the same line twice), or off the topic
                 seen.add(key)
                 amount = quantity(text)
@@ -247,7 +243,7 @@ class GuideMaker:
                          + 0.2 * (len(terms) >= 5) - 0.3 * (len(text.split()) > 40))
                 items.append(Item(text, Cited(chunk.file, chunk.heading, first, last,
                                               chunk.page), score, amount))
-        best = sorted(items, key=lambda i: -i.score)[: self.settings.guide_items]
+        best = sorted(items, key=lambda i: -i.score)[: self.params.items]
         return sorted(best, key=lambda i: i.passage.start_line)
 
     def build(self, topic: str) -> Guide:
@@ -262,7 +258,7 @@ class GuideMaker:
         strict = _STRICT.findall(topic)
         sections: dict[tuple[str, str], Section] = {}
         seen: set[str] = set()
-        for hit in self.search.hits(topic, k=self.settings.guide_passages):
+        for hit in self.search.hits(topic, k=self.params.passages):
             items = self._items(hit.chunk, weights, strict, seen)
             if items:
                 key = (hit.chunk.file, hit.chunk.heading)
@@ -272,6 +268,6 @@ class GuideMaker:
         numbers = [i for s in out for i in s.items if i.quantity]
         if numbers:
             top = {id(i) for i in sorted(numbers, key=lambda i: (-i.quantity, -i.score))
-                   [:NUMBERS_MAX]}
+                   [:self.params.numbers_max]}
             out.append(Section(NUMBERS_HEADING, [i for i in numbers if id(i) in top]))
         return Guide(topic, out)

@@ -5,17 +5,24 @@ are *quoted data* — text inside ``<passage>`` tags is never followed as an ins
 when it says "ignore previous instructions". Passages are numbered so the model can cite
 ``[n]``; the chain removes any number that is not a passage and checks every sentence against
 the passages it cites (``rag.verify``), so an obeyed injection is still dropped as unsupported.
+
+The texts here are the defaults of the ``prompts`` settings group (rag.config); the builders
+take that group. LangChain is imported when a prompt is built, so that loading settings stays
+light.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
+from typing import TYPE_CHECKING
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.prompts import ChatPromptTemplate
+if TYPE_CHECKING:
+    from langchain_core.messages import BaseMessage
+    from langchain_core.prompts import ChatPromptTemplate
 
-from rag.models import Passage
+    from rag.config import PromptSettings
+    from rag.models import Passage
 
 NOT_COVERED = "Your notes don't cover this."
 
@@ -39,10 +46,6 @@ ANSWER_USER = """<notes>
 
 Question (answer it from the notes above, citing [n] after every sentence): {question}"""
 
-ANSWER_PROMPT = ChatPromptTemplate.from_messages(
-    [("system", ANSWER_SYSTEM), ("human", ANSWER_USER)]
-)
-
 
 def format_passages(passages: Sequence[Passage]) -> str:
     """Numbered, delimited, attribute-escaped passages: quoted data the model may cite."""
@@ -55,8 +58,16 @@ def format_passages(passages: Sequence[Passage]) -> str:
     return "\n".join(blocks)
 
 
-def answer_messages(question: str, passages: Sequence[Passage]) -> list[BaseMessage]:
-    return ANSWER_PROMPT.format_messages(passages=format_passages(passages), question=question)
+def chat_template(system: str, human: str) -> ChatPromptTemplate:
+    from langchain_core.prompts import ChatPromptTemplate
+
+    return ChatPromptTemplate.from_messages([("system", system), ("human", human)])
+
+
+def answer_messages(question: str, passages: Sequence[Passage],
+                    texts: PromptSettings) -> list[BaseMessage]:
+    return chat_template(texts.answer_system, texts.answer_user).format_messages(
+        passages=format_passages(passages), question=question)
 
 
 # --- one-sentence lead answer (embedded SmolLM2-135M) -----------------------------------
@@ -78,9 +89,11 @@ LEAD_EXAMPLES = (
 LEAD_STOP = ["\n"]
 
 
-def lead_messages(note: str, question: str) -> list[BaseMessage]:
-    messages: list[BaseMessage] = [SystemMessage(LEAD_SYSTEM)]
-    for asked, answered in LEAD_EXAMPLES:
+def lead_messages(note: str, question: str, texts: PromptSettings) -> list[BaseMessage]:
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+    messages: list[BaseMessage] = [SystemMessage(texts.lead_system)]
+    for asked, answered in texts.lead_examples:
         messages += [HumanMessage(asked), AIMessage(answered)]
     messages.append(HumanMessage(f"Note: {note}\n\nQuestion: {question}"))
     return messages
@@ -91,11 +104,8 @@ CONDENSE_SYSTEM = """Rewrite the student's last message as one standalone questi
 understood without the conversation. Replace pronouns such as "it" or "they" with what they
 refer to. Do not answer it. Reply with the question only, on one line."""
 
-CONDENSE_PROMPT = ChatPromptTemplate.from_messages([
-    ("system", CONDENSE_SYSTEM),
-    ("human", "Conversation so far:\n{history}\n\nLast message: {question}\n\n"
-              "Standalone question:"),
-])
+CONDENSE_USER = ("Conversation so far:\n{history}\n\nLast message: {question}\n\n"
+                 "Standalone question:")
 
 
 def format_history(turns: Sequence, max_turns: int = 4, max_chars: int = 300) -> str:

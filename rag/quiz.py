@@ -742,7 +742,7 @@ class QuizMaker:
         df = self.index.term_df()
         words = stems(topic)
         unknown = sorted(t for t in words if not df.get(t))
-        if not hits or best < self.tutor.settings.abstain_threshold \
+        if not hits or best < self.tutor.settings.retrieval.abstain.threshold \
                 or len(unknown) * 2 > len(words):  # most of its words never occur
             names = ", ".join(t.name for t in list_topics(self.index)[:8])
             missing = f" (they never mention {', '.join(unknown)})" if unknown else ""

@@ -61,13 +61,13 @@ class HybridSearch:
     def __init__(self, settings: Settings, index: NoteIndex | None = None):
         self.settings = settings
         self.index = index or NoteIndex(settings)
-        if settings.sources:  # quiz and topics list chunks themselves: show them the sources
-            self.index = SourceScope(self.index, settings.sources)
+        if settings.storage.sources:  # quiz and topics list chunks themselves: show them the sources
+            self.index = SourceScope(self.index, settings.storage.sources)
 
     def source_files(self, sources: list[str] | None = None) -> set[str] | None:
         """The files answers may cite: those the sources name (default: the ``sources``
         setting); None when every file may be cited."""
-        chosen = self.settings.sources if sources is None else sources
+        chosen = self.settings.storage.sources if sources is None else sources
         if not chosen:
             return None
         return resolve((c.file for c in self.index.chunks().values()), chosen)
@@ -79,8 +79,8 @@ class HybridSearch:
         folders) filters all three lists before fusion, so every hit comes from them. ``qvec``:
         the question's vector when the caller already has it (the chain reuses it)."""
         question = clean_question(question)
-        k = k or self.settings.k
-        n = max(self.settings.fetch_k, k)
+        k = k or self.settings.retrieval.k
+        n = max(self.settings.retrieval.fetch_k, k)
         files = self.source_files(sources)
         if qvec is None:
             qvec = self.index.embedder.encode([question])[0]
@@ -95,12 +95,12 @@ class HybridSearch:
                      if (c := self.index.chunk(cid)) is not None and c.file in files][:n]
         fused = rrf(
             [[i for i, _ in dense], [i for i, _ in sparse], [i for i, _ in lines]],
-            k=self.settings.rrf_k,
-            weights=[self.settings.dense_weight, self.settings.bm25_weight,
-                     self.settings.lines_weight],
+            k=self.settings.retrieval.rrf_k,
+            weights=[self.settings.retrieval.dense_weight, self.settings.retrieval.bm25_weight,
+                     self.settings.retrieval.lines_weight],
         )
         dense_map, bm25_map = dict(dense), dict(sparse)
-        order = sorted(fused, key=fused.get, reverse=True)[: max(self.settings.rerank_depth, k)]
+        order = sorted(fused, key=fused.get, reverse=True)[: max(self.settings.retrieval.rerank_depth, k)]
         vectors = self.index.vectors(order)
         # The single-retriever modes exist to measure the parts: no rerank there.
         scores = self.rerank(question, order, fused) if mode == "hybrid" else fused
@@ -113,7 +113,7 @@ class HybridSearch:
             if sim is None:
                 sim = float(vectors[cid] @ qvec)
             hit = Hit(cid, chunk, scores[cid], sim, bm25_map.get(cid, 0.0))
-            if any(near_duplicate(hit, h, vectors, self.settings.dedup_threshold) for h in hits):
+            if any(near_duplicate(hit, h, vectors, self.settings.retrieval.dedup_threshold) for h in hits):
                 continue
             hits.append(hit)
             if len(hits) == k:
@@ -135,8 +135,8 @@ class HybridSearch:
             lines = [stems(line) for line in [chunk.heading, *chunk.text.split("\n")]] \
                 if chunk else []
             best_line, whole = coverage(weights, lines)
-            scores[cid] = (fused[cid] / top + self.settings.rerank_line_weight * best_line
-                           + self.settings.rerank_coverage_weight * whole)
+            scores[cid] = (fused[cid] / top + self.settings.retrieval.rerank_line_weight * best_line
+                           + self.settings.retrieval.rerank_coverage_weight * whole)
         return scores
 
     def retrieve(self, question: str, k: int | None = None, mode: str = "hybrid"
@@ -144,7 +144,7 @@ class HybridSearch:
         return [h.passage() for h in self.hits(question, k, mode)]
 
     def as_retriever(self, k: int | None = None) -> "NotesRetriever":
-        return NotesRetriever(search=self, k=k or self.settings.k)
+        return NotesRetriever(search=self, k=k or self.settings.retrieval.k)
 
 
 class NotesRetriever(BaseRetriever):

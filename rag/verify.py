@@ -12,8 +12,9 @@ The score combines three measurable signals against the cited evidence:
 Hard rules cap the score at 0: every number in the sentence (unit-normalised: ``15-minute`` =
 ``15 minutes``, ``10GB`` = ``10 GB``, ``fifteen`` = ``15``; with its base: ``3,000 IOPS per
 volume`` is not ``per GB``) and every AWS service or database engine it names must appear in
-the evidence, and no clause or "and" part of it may be missing from the evidence entirely. ``support_threshold`` (calibrated on
-``evals/datasets/verifier_pairs.jsonl`` by ``study eval-verifier``) turns the score into a verdict.
+the evidence, and no clause or "and" part of it may be missing from the evidence entirely.
+``verify.support_threshold`` (calibrated on ``evals/datasets/verifier_pairs.jsonl`` by
+``study eval-verifier``) turns the score into a verdict.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rag.config import VerifySettings
 from rag.text import mentions, names, content_terms
 
 # --- numbers ---------------------------------------------------------------------------
@@ -201,13 +203,11 @@ class Verdict:
 
 @dataclass
 class Verifier:
-    """Scores sentences against evidence; ``embedder`` is optional (lexical-only without)."""
+    """Scores sentences against evidence; ``embedder`` is optional (lexical-only without);
+    the weights and the threshold are the ``verify`` settings."""
 
     embedder: object | None = None
-    threshold: float = 0.5
-    lexical_weight: float = 0.5
-    semantic_weight: float = 0.5
-    negation_penalty: float = 0.5
+    params: VerifySettings = field(default_factory=VerifySettings)
 
     def check(self, sentence: str, passages: Sequence[str]) -> Verdict:
         text = " ".join(sentence.split())
@@ -253,17 +253,17 @@ class Verifier:
             sims_of = [line_vectors @ v for v in vectors[len(lines) + 1:]]
         else:
             semantic = lexical
-        score = self.lexical_weight * lexical + self.semantic_weight * semantic
+        score = self.params.lexical_weight * lexical + self.params.semantic_weight * semantic
         flipped = self._polarity_flip(clauses, lines, line_keys, sims_of)
         if flipped:
-            score -= self.negation_penalty
+            score -= self.params.negation_penalty
             reasons.append(f"polarity differs from: {flipped[:80]}")
         unbacked = unbacked_parts(clauses, evidence_keys)
         if unbacked:
             reasons.append("clause not in evidence: " + unbacked[0][:80])
         broken_rule = bool(missing_numbers or missing_services or unbacked)
         score = 0.0 if broken_rule else max(0.0, min(1.0, score))
-        return Verdict(score >= self.threshold and not broken_rule,
+        return Verdict(score >= self.params.support_threshold and not broken_rule,
                        round(score, 4), round(lexical, 4), round(semantic, 4), reasons)
 
     @staticmethod
@@ -299,7 +299,7 @@ class Verifier:
 
 
 def make_verifier(settings, embedder) -> Verifier:
-    return Verifier(embedder=embedder, threshold=settings.support_threshold)
+    return Verifier(embedder=embedder, params=settings.verify)
 
 
 def with_heading(heading: str, text: str) -> str:

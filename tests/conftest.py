@@ -29,7 +29,7 @@ def _isolated_env(monkeypatch, tmp_path):
         if key.startswith("STUDYRAG_"):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("STUDYRAG_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("STUDYRAG_MODEL_CACHE_DIR", str(MODEL_CACHE))
+    monkeypatch.setenv("STUDYRAG_STORAGE__MODEL_CACHE_DIR", str(MODEL_CACHE))
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +43,9 @@ def corpus_settings(corpus_home):
     from rag.config import Settings
     from rag.index import NoteIndex
 
-    settings = Settings(home=corpus_home, notes_dir=CORPUS, backend="extractive",
-                        model_cache_dir=MODEL_CACHE)
+    settings = Settings(home=corpus_home,
+                        storage={"notes_dir": CORPUS, "model_cache_dir": MODEL_CACHE},
+                        answer={"backend": "extractive"})
     NoteIndex(settings).ingest()
     return settings
 

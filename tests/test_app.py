@@ -32,8 +32,8 @@ def page_app(name: str) -> AppTest:
 @pytest.fixture
 def corpus_env(monkeypatch, corpus_settings):
     monkeypatch.setenv("STUDYRAG_HOME", str(corpus_settings.home))
-    monkeypatch.setenv("STUDYRAG_NOTES_DIR", str(corpus_settings.notes_dir))
-    monkeypatch.setenv("STUDYRAG_BACKEND", "extractive")
+    monkeypatch.setenv("STUDYRAG_STORAGE__NOTES_DIR", str(corpus_settings.storage.notes_dir))
+    monkeypatch.setenv("STUDYRAG_ANSWER__BACKEND", "extractive")
     return corpus_settings
 
 
@@ -47,7 +47,7 @@ def test_app_loads_with_navigation_and_sidebar(corpus_env):
     no_errors(at)
     assert at.title[0].value == "Ask your notes"
     assert at.toggle(key="sb_extractive").value is True
-    assert at.slider(key="sb_k").value == corpus_env.k
+    assert at.slider(key="sb_k").value == corpus_env.retrieval.k
     assert len(at.chat_input) == 1
 
 
@@ -78,10 +78,10 @@ def test_question_sent_while_an_answer_streams_keeps_both(corpus_env, monkeypatc
     """A run stopped mid-answer (what a second question sent during streaming does) must not
     drop the first answer: the next run finishes it, then answers the second."""
     with OpenAIStub(delay_s=3.0) as stub:  # the first answer takes a while to start
-        monkeypatch.setenv("STUDYRAG_BACKEND", "openai")
-        monkeypatch.setenv("STUDYRAG_OPENAI_BASE_URL", stub.base_url)
-        monkeypatch.setenv("STUDYRAG_MODEL", stub.models[0])
-        monkeypatch.setenv("STUDYRAG_CONDENSE_WITH_MODEL", "false")
+        monkeypatch.setenv("STUDYRAG_ANSWER__BACKEND", "openai")
+        monkeypatch.setenv("STUDYRAG_ANSWER__OPENAI_BASE_URL", stub.base_url)
+        monkeypatch.setenv("STUDYRAG_ANSWER__MODEL", stub.models[0])
+        monkeypatch.setenv("STUDYRAG_ANSWER__CONDENSE_WITH_MODEL", "false")
         at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
         at.chat_input[0].set_value("What is Amazon S3?")
         with pytest.raises(RuntimeError, match="timed out"):
@@ -168,8 +168,8 @@ def test_notes_upload_indexes_good_file_and_reports_bad_one(monkeypatch, tmp_pat
     (notes / "vpc.md").write_text("# VPC\n\nA VPC is a private network in one AWS region; "
                                   "subnets live in one availability zone each.\n")
     monkeypatch.setenv("STUDYRAG_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("STUDYRAG_NOTES_DIR", str(notes))
-    monkeypatch.setenv("STUDYRAG_BACKEND", "extractive")
+    monkeypatch.setenv("STUDYRAG_STORAGE__NOTES_DIR", str(notes))
+    monkeypatch.setenv("STUDYRAG_ANSWER__BACKEND", "extractive")
     at = page_app("notes").run()  # first load of a fresh home builds the index
     no_errors(at)
     assert any("Ready" in s.value for s in at.success)
@@ -283,7 +283,7 @@ def test_quiz_me_on_this_opens_practice_on_the_topic(corpus_env):
 
 
 def test_sidebar_shows_unavailable_backend_clearly(corpus_env, monkeypatch):
-    monkeypatch.setenv("STUDYRAG_OLLAMA_HOST", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("STUDYRAG_ANSWER__OLLAMA_HOST", "http://127.0.0.1:9")  # nobody listens
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.toggle(key="sb_extractive").set_value(False).run()
     at.selectbox(key="sb_backend").set_value("ollama").run()

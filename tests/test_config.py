@@ -34,24 +34,27 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> s
 
 
 BAD_ENV = [
-    ("STUDYRAG_K", "five", "k"),
-    ("STUDYRAG_K", "0", "k"),
-    ("STUDYRAG_K", "", "k"),
-    ("STUDYRAG_CHROMA_PORT", "70000", "chroma_port"),
-    ("STUDYRAG_CHROMA_PORT", "80; rm -rf /", "chroma_port"),
-    ("STUDYRAG_CHROMA_TIMEOUT_S", "-3", "chroma_timeout_s"),
-    ("STUDYRAG_CHUNK_SIZE", "1e9", "chunk_size"),
-    ("STUDYRAG_CHUNK_OVERLAP", "lots", "chunk_overlap"),
-    ("STUDYRAG_BACKEND", "gpt-17", "backend"),
-    ("STUDYRAG_EMBEDDING_BACKEND", "tensorflow", "embedding_backend"),
-    ("STUDYRAG_TEMPERATURE", "hot", "temperature"),
-    ("STUDYRAG_TEMPERATURE", "nan", "temperature"),
-    ("STUDYRAG_MAX_FILE_MB", "0", "max_file_mb"),
-    ("STUDYRAG_COLLECTION", "bad name!", "collection"),
-    ("STUDYRAG_COLLECTION", "x" * 500, "collection"),
-    ("STUDYRAG_UNSUPPORTED", "explode", "unsupported"),
-    ("STUDYRAG_ABSTAIN_THRESHOLD", "2", "abstain_threshold"),
-    ("STUDYRAG_DEDUP_THRESHOLD", "0", "dedup_threshold"),
+    ("STUDYRAG_RETRIEVAL__K", "five", "retrieval.k"),
+    ("STUDYRAG_RETRIEVAL__K", "0", "retrieval.k"),
+    ("STUDYRAG_RETRIEVAL__K", "", "retrieval.k"),
+    ("STUDYRAG_STORAGE__CHROMA_PORT", "70000", "storage.chroma_port"),
+    ("STUDYRAG_STORAGE__CHROMA_PORT", "80; rm -rf /", "storage.chroma_port"),
+    ("STUDYRAG_STORAGE__CHROMA_TIMEOUT_S", "-3", "storage.chroma_timeout_s"),
+    ("STUDYRAG_CHUNKING__SIZE", "1e9", "chunking.size"),
+    ("STUDYRAG_CHUNKING__OVERLAP", "lots", "chunking.overlap"),
+    ("STUDYRAG_ANSWER__BACKEND", "gpt-17", "answer.backend"),
+    ("STUDYRAG_EMBEDDING__BACKEND", "tensorflow", "embedding.backend"),
+    ("STUDYRAG_ANSWER__TEMPERATURE", "hot", "answer.temperature"),
+    ("STUDYRAG_ANSWER__TEMPERATURE", "nan", "answer.temperature"),
+    ("STUDYRAG_STORAGE__MAX_FILE_MB", "0", "storage.max_file_mb"),
+    ("STUDYRAG_STORAGE__COLLECTION", "bad name!", "storage.collection"),
+    ("STUDYRAG_STORAGE__COLLECTION", "x" * 500, "storage.collection"),
+    ("STUDYRAG_ANSWER__UNSUPPORTED", "explode", "answer.unsupported"),
+    ("STUDYRAG_RETRIEVAL__ABSTAIN__THRESHOLD", "2", "retrieval.abstain.threshold"),
+    ("STUDYRAG_RETRIEVAL__DEDUP_THRESHOLD", "0", "retrieval.dedup_threshold"),
+    ("STUDYRAG_VERIFY__SUPPORT_THRESHOLD", "1.5", "verify.support_threshold"),
+    ("STUDYRAG_ANSWER__EXTRACTIVE__MAX_LINES", "0", "answer.extractive.max_lines"),
+    ("STUDYRAG_RETRIEVAL__TOP_K", "3", "retrieval.top_k"),  # a typo is not ignored
 ]
 
 
@@ -66,8 +69,8 @@ def test_bad_env_value_is_one_line_naming_the_setting(monkeypatch, var, value, s
 
 
 def test_bad_override_names_the_setting():
-    with pytest.raises(ConfigError, match=r"Invalid setting k \(STUDYRAG_K\)"):
-        load_settings(k=-1)
+    with pytest.raises(ConfigError, match=r"Invalid setting retrieval.k \(STUDYRAG_RETRIEVAL__K\)"):
+        load_settings(retrieval={"k": -1})
 
 
 def write_config(tmp_path: Path, text: str | bytes) -> Path:
@@ -82,18 +85,22 @@ def write_config(tmp_path: Path, text: str | bytes) -> Path:
 @pytest.mark.parametrize("text,needle", [
     ("k = = 3\n", "not valid TOML"),
     ("[retrieval\nk = 3\n", "not valid TOML"),
-    ('k = "five"\n', "Invalid setting k"),
-    ("[retrieval]\nk = 0\n", "Invalid setting k"),
-    ("chunk_sise = 800\n", "unknown setting(s) chunk_sise"),
-    ("[generation]\nmodle = 'x'\nbackend = 'ollama'\n", "unknown setting(s) modle"),
-    ("backend = 42\n", "Invalid setting backend"),
-    (b"k = 3\n# \xff\xfe broken bytes\n", "not valid TOML"),
+    ('[retrieval]\nk = "five"\n', "Invalid setting retrieval.k"),
+    ("[retrieval]\nk = 0\n", "Invalid setting retrieval.k"),
+    ("[retrieval.abstain]\nthreshold = 5\n", "Invalid setting retrieval.abstain.threshold"),
+    ("[chunking]\nsise = 800\n", "Unknown setting chunking.sise"),
+    ("[answer]\nmodle = 'x'\nbackend = 'ollama'\n", "Unknown setting answer.modle"),
+    ("k = 3\n", "Unknown setting k"),  # a setting lives in its group's table
+    ("[generation]\nmodel = 'x'\n", "Unknown setting generation"),
+    ("[answer]\nbackend = 42\n", "Invalid setting answer.backend"),
+    ("retrieval = 5\n", "Invalid setting retrieval"),
+    (b"[retrieval]\nk = 3\n# \xff\xfe broken bytes\n", "not valid TOML"),
     ("", None),  # an empty file is fine
 ])
 def test_config_file_errors(tmp_path, monkeypatch, text, needle):
     monkeypatch.setenv("STUDYRAG_CONFIG", str(write_config(tmp_path, text)))
     if needle is None:
-        assert load_settings().k == 5
+        assert load_settings().retrieval.k == 5
         return
     with pytest.raises(ConfigError) as err:
         load_settings()
@@ -109,27 +116,41 @@ def test_missing_explicit_config_file(tmp_path, monkeypatch):
 
 
 def test_env_beats_file_and_file_beats_default(tmp_path, monkeypatch):
-    monkeypatch.setenv("STUDYRAG_CONFIG", str(write_config(tmp_path, "k = 7\nfetch_k = 20\n")))
-    monkeypatch.setenv("STUDYRAG_K", "9")
+    text = "[retrieval]\nk = 7\nfetch_k = 20\n[answer]\nbackend = 'extractive'\n"
+    monkeypatch.setenv("STUDYRAG_CONFIG", str(write_config(tmp_path, text)))
+    monkeypatch.setenv("STUDYRAG_RETRIEVAL__K", "9")
     settings = load_settings()
-    assert (settings.k, settings.fetch_k) == (9, 20)
+    assert (settings.retrieval.k, settings.retrieval.fetch_k) == (9, 20)
+    assert settings.answer.backend == "extractive"
+    # ...and an explicit override beats both, without losing the rest of the group.
+    settings = load_settings(retrieval={"k": 3})
+    assert (settings.retrieval.k, settings.retrieval.fetch_k) == (3, 20)
+    assert settings.updated(answer={"model": "m"}).retrieval.k == 3
+
+
+def test_prompts_are_settings(tmp_path, monkeypatch):
+    text = '[prompts]\nanswer_system = "Answer in French."\n'
+    monkeypatch.setenv("STUDYRAG_CONFIG", str(write_config(tmp_path, text)))
+    settings = load_settings()
+    assert settings.prompts.answer_system == "Answer in French."
+    assert "{question}" in settings.prompts.answer_user  # the others keep their defaults
 
 
 def test_unknown_embedding_model_is_a_config_error():
     from rag.embeddings import resolve_model_path
 
-    with pytest.raises(ConfigError, match="STUDYRAG_EMBEDDING_MODEL") as err:
+    with pytest.raises(ConfigError, match="STUDYRAG_EMBEDDING__MODEL") as err:
         resolve_model_path("definitely-not-a-model-v9")
     assert "\n" not in str(err.value)
 
 
 # --- the same through the real CLI: exit 2, one "error:" line on stderr -----------------
 @pytest.mark.parametrize("env,needles", [
-    ({"STUDYRAG_K": "five"}, ["STUDYRAG_K"]),
-    ({"STUDYRAG_CHROMA_PORT": "-1"}, ["STUDYRAG_CHROMA_PORT"]),
-    ({"STUDYRAG_BACKEND": "skynet"}, ["STUDYRAG_BACKEND"]),
-    ({"STUDYRAG_EMBEDDING_BACKEND": "abacus"}, ["STUDYRAG_EMBEDDING_BACKEND"]),
-    ({"STUDYRAG_EMBEDDED_ENGINE": "vulkan"}, ["STUDYRAG_EMBEDDED_ENGINE"]),
+    ({"STUDYRAG_RETRIEVAL__K": "five"}, ["STUDYRAG_RETRIEVAL__K"]),
+    ({"STUDYRAG_STORAGE__CHROMA_PORT": "-1"}, ["STUDYRAG_STORAGE__CHROMA_PORT"]),
+    ({"STUDYRAG_ANSWER__BACKEND": "skynet"}, ["STUDYRAG_ANSWER__BACKEND"]),
+    ({"STUDYRAG_EMBEDDING__BACKEND": "abacus"}, ["STUDYRAG_EMBEDDING__BACKEND"]),
+    ({"STUDYRAG_ANSWER__EMBEDDED_ENGINE": "vulkan"}, ["STUDYRAG_ANSWER__EMBEDDED_ENGINE"]),
 ])
 def test_cli_bad_env(env, needles):
     assert_one_line_error(study("retrieve", "what is s3", env=env), *needles)
@@ -150,8 +171,8 @@ def test_cli_unknown_embedding_model(tmp_path):
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "a.md").write_text("# S3\n- S3 stores objects in buckets, durably.\n")
-    proc = study("ingest", str(notes), env={"STUDYRAG_EMBEDDING_MODEL": "no-such-model-xyz"})
-    assert_one_line_error(proc, "STUDYRAG_EMBEDDING_MODEL", "no-such-model-xyz")
+    proc = study("ingest", str(notes), env={"STUDYRAG_EMBEDDING__MODEL": "no-such-model-xyz"})
+    assert_one_line_error(proc, "STUDYRAG_EMBEDDING__MODEL", "no-such-model-xyz")
 
 
 def test_cli_home_is_a_file(tmp_path):
@@ -166,9 +187,9 @@ def test_cli_home_is_a_file(tmp_path):
 
 def test_cli_llm_judge_without_a_model_server(tmp_path):
     proc = study("eval-verifier", "--judge", "llm",
-                 env={"STUDYRAG_HOME": str(tmp_path), "STUDYRAG_BACKEND": "extractive",
-                      "STUDYRAG_OLLAMA_HOST": "http://127.0.0.1:9",
-                      "STUDYRAG_OPENAI_BASE_URL": ""})
+                 env={"STUDYRAG_HOME": str(tmp_path), "STUDYRAG_ANSWER__BACKEND": "extractive",
+                      "STUDYRAG_ANSWER__OLLAMA_HOST": "http://127.0.0.1:9",
+                      "STUDYRAG_ANSWER__OPENAI_BASE_URL": ""})
     assert_one_line_error(proc, "--judge llm needs an Ollama or OpenAI-compatible model")
 
 

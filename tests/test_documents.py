@@ -30,8 +30,9 @@ def docs_settings(docs_dir, tmp_path_factory):
     from conftest import MODEL_CACHE
     from rag.index import NoteIndex
 
-    settings = Settings(home=tmp_path_factory.mktemp("docs-home"), notes_dir=docs_dir,
-                        backend="extractive", model_cache_dir=MODEL_CACHE)
+    settings = Settings(home=tmp_path_factory.mktemp("docs-home"),
+                        storage={"notes_dir": docs_dir, "model_cache_dir": MODEL_CACHE},
+                        answer={"backend": "extractive"})
     NoteIndex(settings).ingest()
     return settings
 
@@ -144,8 +145,9 @@ def test_reindex_is_incremental_by_file_hash(docs_dir, tmp_path):
 
     folder = tmp_path / "notes"
     shutil.copytree(docs_dir, folder)
-    settings = Settings(home=tmp_path / "home", notes_dir=folder, backend="extractive",
-                        model_cache_dir=MODEL_CACHE)
+    settings = Settings(home=tmp_path / "home",
+                        storage={"notes_dir": folder, "model_cache_dir": MODEL_CACHE},
+                        answer={"backend": "extractive"})
     index = NoteIndex(settings)
     first = index.ingest()
     assert first.added_files == 5 and len(first.skipped) == 4
@@ -167,8 +169,8 @@ def test_reindex_is_incremental_by_file_hash(docs_dir, tmp_path):
 
 def test_cli_retrieve_json_names_the_page(docs_settings):
     env = {"STUDYRAG_HOME": str(docs_settings.home),
-           "STUDYRAG_NOTES_DIR": str(docs_settings.notes_dir),
-           "STUDYRAG_MODEL_CACHE_DIR": str(docs_settings.cache_dir),
+           "STUDYRAG_STORAGE__NOTES_DIR": str(docs_settings.storage.notes_dir),
+           "STUDYRAG_STORAGE__MODEL_CACHE_DIR": str(docs_settings.cache_dir),
            "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-m", "rag.cli", "retrieve", "--json", "--k", "8",
                           "What is Amazon EFS?"], capture_output=True, text=True, env=env,

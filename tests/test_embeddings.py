@@ -24,12 +24,12 @@ def note_texts() -> list[str]:
     from rag.extractive import line_texts
     from rag.loading import iter_note_paths, load_file
 
-    settings = Settings(notes_dir=CORPUS)
+    settings = Settings(storage={"notes_dir": CORPUS})
     chunks = []
     for path in iter_note_paths(CORPUS):
         item = load_file(path, CORPUS, 10**8)
-        chunks += chunk_note(item, settings.chunk_size, settings.chunk_overlap,
-                             settings.min_chunk_chars)
+        chunks += chunk_note(item, settings.chunking.size, settings.chunking.overlap,
+                             settings.chunking.min_chars)
     picked = chunks[::12]  # every file, long and short chunks
     lines = [t for c in picked[:15] for t in line_texts(c)]
     return [c.embed_text for c in picked] + lines + [
@@ -104,7 +104,7 @@ def test_study_ask_process_loads_no_torch_nor_the_eval_harness(corpus_settings):
         "if m in sys.modules]))\n"
         "sys.exit(rc)\n")
     env = {**os.environ, "STUDYRAG_HOME": str(corpus_settings.home),
-           "STUDYRAG_NOTES_DIR": str(CORPUS)}
+           "STUDYRAG_STORAGE__NOTES_DIR": str(CORPUS)}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, timeout=180, env=env)
     assert out.returncode == 0, out.stderr

@@ -67,7 +67,9 @@ def built(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("faults")
     notes = write_notes(root / "notes")
-    settings = Settings(home=root / "home", notes_dir=notes, backend="extractive")
+    settings = Settings(home=root / "home",
+                        storage={"notes_dir": notes},
+                        answer={"backend": "extractive"})
     NoteIndex(settings).ingest()
     return settings
 
@@ -77,10 +79,10 @@ def fresh(built, tmp_path) -> Settings:
     """A private copy of the built index; the notes folder is shared, so it is restored."""
     home = tmp_path / "home"
     shutil.copytree(built.home, home)
-    yield built.model_copy(update={"home": home})
-    for extra in built.notes_dir.glob("bulk-*.md"):
+    yield built.updated(home=home)
+    for extra in built.storage.notes_dir.glob("bulk-*.md"):
         extra.unlink()
-    write_notes(built.notes_dir)
+    write_notes(built.storage.notes_dir)
 
 
 def ask_files(settings: Settings, question: str) -> list[str]:
@@ -108,13 +110,14 @@ def test_index_deleted_mid_use_is_detected_and_ingest_rebuilds(fresh):
     assert search.retrieve("cheapest storage class")[0].file == "storage.md"
     # ...and a new process sees it (it was not written into chromadb's cached ghost client)
     proc = study("retrieve", "--json", "cheapest storage class",
-                 env={"STUDYRAG_HOME": str(fresh.home), "STUDYRAG_NOTES_DIR":
-                      str(fresh.notes_dir)})
+                 env={"STUDYRAG_HOME": str(fresh.home), "STUDYRAG_STORAGE__NOTES_DIR":
+                      str(fresh.storage.notes_dir)})
     assert proc.returncode == 0 and "storage.md" in proc.stdout, proc.stderr[-2000:]
 
 
 def test_corrupted_chroma_file_is_one_line_and_rebuild_fixes_it(fresh):
-    env = {"STUDYRAG_HOME": str(fresh.home), "STUDYRAG_NOTES_DIR": str(fresh.notes_dir)}
+    env = {"STUDYRAG_HOME": str(fresh.home),
+           "STUDYRAG_STORAGE__NOTES_DIR": str(fresh.storage.notes_dir)}
     db = fresh.index_dir / "chroma" / "chroma.sqlite3"
     db.write_bytes(b"this is not a sqlite database" * 100)
     line = one_error_line(study("retrieve", "cheapest storage", env=env))
@@ -148,8 +151,8 @@ def test_interrupted_ingest_leaves_previous_index_usable(fresh, monkeypatch):
     """Ctrl-C in the middle of writing: the old index answers, the next ingest completes."""
     from rag.index import NoteIndex
 
-    write_notes(fresh.notes_dir, extra=3)
-    (fresh.notes_dir / "storage.md").write_text(
+    write_notes(fresh.storage.notes_dir, extra=3)
+    (fresh.storage.notes_dir / "storage.md").write_text(
         NOTES["storage.md"] + "- S3 Intelligent-Tiering moves objects between tiers.\n")
     calls = {"n": 0}
     real_add = NoteIndex._add
@@ -187,8 +190,9 @@ def HybridSearch_text(settings: Settings, question: str) -> str:
 @pytest.mark.slow
 def test_sigkill_during_study_ingest_keeps_previous_index(fresh):
     """A real `study ingest` process killed with SIGKILL while it writes."""
-    env = {"STUDYRAG_HOME": str(fresh.home), "STUDYRAG_NOTES_DIR": str(fresh.notes_dir)}
-    write_notes(fresh.notes_dir, extra=150)  # > 2 write batches of 512 chunks
+    env = {"STUDYRAG_HOME": str(fresh.home),
+           "STUDYRAG_STORAGE__NOTES_DIR": str(fresh.storage.notes_dir)}
+    write_notes(fresh.storage.notes_dir, extra=150)  # > 2 write batches of 512 chunks
     chroma_dir = fresh.index_dir / "chroma"
 
     def written() -> int:
@@ -228,8 +232,9 @@ def free_port() -> int:
 def test_chroma_server_down_fails_within_timeout(tmp_path):
     from rag.index import NoteIndex
 
-    settings = Settings(home=tmp_path / "h", chroma_host="127.0.0.1", chroma_port=free_port(),
-                        chroma_timeout_s=1.5)
+    settings = Settings(home=tmp_path / "h",
+                        storage={"chroma_host": "127.0.0.1", "chroma_port": free_port(),
+                                 "chroma_timeout_s": 1.5})
     started = time.monotonic()
     with pytest.raises(IndexUnavailableError, match="not reachable") as err:
         NoteIndex(settings).count()
@@ -240,8 +245,9 @@ def test_chroma_server_down_fails_within_timeout(tmp_path):
 
 def test_cli_chroma_server_down_is_one_line(tmp_path):
     proc = study("retrieve", "what is s3", env={
-        "STUDYRAG_CHROMA_HOST": "127.0.0.1", "STUDYRAG_CHROMA_PORT": str(free_port()),
-        "STUDYRAG_CHROMA_TIMEOUT_S": "1"})
+        "STUDYRAG_STORAGE__CHROMA_HOST": "127.0.0.1",
+        "STUDYRAG_STORAGE__CHROMA_PORT": str(free_port()),
+        "STUDYRAG_STORAGE__CHROMA_TIMEOUT_S": "1"})
     assert "not reachable" in one_error_line(proc)
 
 
@@ -252,8 +258,10 @@ def test_hung_chroma_server_times_out(tmp_path):
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
-        settings = Settings(home=tmp_path / "h", chroma_host="127.0.0.1",
-                            chroma_port=listener.getsockname()[1], chroma_timeout_s=1.0)
+        settings = Settings(home=tmp_path / "h",
+                            storage={"chroma_host": "127.0.0.1",
+                                     "chroma_port": listener.getsockname()[1],
+                                     "chroma_timeout_s": 1.0})
         started = time.monotonic()
         with pytest.raises(IndexUnavailableError):
             NoteIndex(settings).count()
@@ -298,9 +306,11 @@ def test_chroma_server_dies_and_comes_back(chroma_server, tmp_path):
     from rag.index import NoteIndex
     from rag.retrieval import HybridSearch
 
-    settings = Settings(home=tmp_path / "h", notes_dir=write_notes(tmp_path / "notes"),
-                        chroma_host="127.0.0.1", chroma_port=chroma_server.port,
-                        chroma_timeout_s=2.0, backend="extractive")
+    settings = Settings(home=tmp_path / "h",
+                        storage={"notes_dir": write_notes(tmp_path / "notes"),
+                                 "chroma_host": "127.0.0.1", "chroma_port": chroma_server.port,
+                                 "chroma_timeout_s": 2.0},
+                        answer={"backend": "extractive"})
     index = NoteIndex(settings)
     assert index.ingest().added_files == 3
     search = HybridSearch(settings, index)
@@ -319,8 +329,9 @@ def test_chroma_server_dies_and_comes_back(chroma_server, tmp_path):
     chroma_server.start()  # back on the same port and data: the session recovers
     assert search.retrieve("spot instance warning")[0].file == "compute.md"
     # A second app instance pointed at the same server shares the index (class/team setup).
-    other = Settings(home=tmp_path / "h2", chroma_host="127.0.0.1",
-                     chroma_port=chroma_server.port, backend="extractive")
+    other = Settings(home=tmp_path / "h2",
+                     storage={"chroma_host": "127.0.0.1", "chroma_port": chroma_server.port},
+                     answer={"backend": "extractive"})
     assert HybridSearch(other).retrieve("visibility timeout")[0].file == "queues.md"
 
 
@@ -330,8 +341,8 @@ def test_generator_unavailable_falls_back_to_extractive(built, kind):
     from rag.chains import Tutor
 
     if kind == "ollama_closed_port":
-        settings = built.model_copy(update={
-            "backend": "ollama", "model": "llama3.2", "generation_timeout_s": 3.0,
+        settings = built.updated(answer={
+            "backend": "ollama", "model": "llama3.2", "timeout_s": 3.0,
             "ollama_host": f"http://127.0.0.1:{free_port()}"})
         answer = Tutor(settings).ask("What is the cheapest S3 storage class?")
     else:
@@ -339,9 +350,9 @@ def test_generator_unavailable_falls_back_to_extractive(built, kind):
         from openai_stub import OpenAIStub
 
         with OpenAIStub(reply="unused", status=500) as stub:
-            settings = built.model_copy(update={
+            settings = built.updated(answer={
                 "backend": "openai", "openai_base_url": stub.base_url,
-                "model": stub.models[0], "generation_timeout_s": 3.0})
+                "model": stub.models[0], "timeout_s": 3.0})
             answer = Tutor(settings).ask("What is the cheapest S3 storage class?")
     if answer.backend == "extractive" and not answer.fell_back:
         pytest.xfail("Tutor does not route to generator backends yet (rag/chains.py)")
@@ -429,7 +440,7 @@ def test_editing_a_note_keeps_its_unchanged_chunks(tmp_path):
     body = "# A\n" + "".join(f"- Fact {i}: S3 bucket {i} replicates data across zones for "
                              "durability purposes.\n" for i in range(30))
     (notes / "a.md").write_text(body)
-    settings = Settings(home=tmp_path / "h", notes_dir=notes)
+    settings = Settings(home=tmp_path / "h", storage={"notes_dir": notes})
     first = NoteIndex(settings).ingest()
     assert first.chunks > 2
     (notes / "a.md").write_text(body + "- A new last fact about Glacier.\n")

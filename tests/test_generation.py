@@ -74,9 +74,9 @@ def make_settings(
     (home / "cache" / "smollm2").symlink_to(model_cache_root / "smollm2", target_is_directory=True)
     monkeypatch.setenv("STUDYRAG_HOME", str(home))
 
-    def make(**overrides: Any) -> Settings:
-        overrides.setdefault("ollama_host", f"http://127.0.0.1:{_closed_port()}")
-        return load_settings(**overrides)
+    def make(**groups: Any) -> Settings:
+        answer = {"ollama_host": f"http://127.0.0.1:{_closed_port()}", **groups.pop("answer", {})}
+        return load_settings(answer=answer, **groups)
 
     return make
 
@@ -91,7 +91,7 @@ def stub() -> Iterator[OpenAIStub]:
 
 
 def test_embedded_model_streams_a_short_answer(make_settings: MakeSettings) -> None:
-    settings = make_settings(max_new_tokens=40, embedded_engine="transformers")
+    settings = make_settings(answer={"max_new_tokens": 40, "embedded_engine": "transformers"})
     model = get_chat_model(settings, "embedded")
     assert isinstance(model, EmbeddedChatModel)
 
@@ -143,7 +143,7 @@ def _llama_cpp_server_available() -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not _importable_llama_cpp(), reason="llama-cpp-python is not installed")
 def test_embedded_model_on_llama_cpp_streams(make_settings: MakeSettings) -> None:
-    settings = make_settings(max_new_tokens=40, embedded_engine="llama_cpp")
+    settings = make_settings(answer={"max_new_tokens": 40, "embedded_engine": "llama_cpp"})
     stream = stream_text(get_chat_model(settings, "embedded"), QUESTION)
     pieces = list(stream)
     assert len(pieces) > 1 and "".join(pieces).strip()
@@ -172,8 +172,8 @@ def test_openai_backend_against_a_real_llama_cpp_server(make_settings: MakeSetti
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
-        settings = make_settings(backend="openai", openai_base_url=base, model="smollm2",
-                                 max_new_tokens=30)
+        settings = make_settings(answer={"backend": "openai", "openai_base_url": base,
+                                         "model": "smollm2", "max_new_tokens": 30})
         status = {s.name: s for s in backend_status(settings)}["openai"]
         assert status.usable and "smollm2" in status.detail
         stream = stream_text(get_chat_model(settings, "openai"), QUESTION)
@@ -196,7 +196,8 @@ def test_backend_status_lists_four_backends_and_embedded_is_usable(
     assert by_name["extractive"].usable
     assert by_name["embedded"].usable
     assert by_name["embedded"].model == "SmolLM2-135M-Instruct"
-    assert not by_name["openai"].usable and "STUDYRAG_OPENAI_BASE_URL" in by_name["openai"].detail
+    assert not by_name["openai"].usable
+    assert "STUDYRAG_ANSWER__OPENAI_BASE_URL" in by_name["openai"].detail
 
 
 def test_unknown_backend_is_a_clear_error(make_settings: MakeSettings) -> None:
@@ -210,7 +211,7 @@ def test_extractive_backend_has_no_chat_model(make_settings: MakeSettings) -> No
 
 
 def test_auto_without_servers_means_embedded(make_settings: MakeSettings) -> None:
-    settings = make_settings(model="llama3.2")  # ollama configured but not running
+    settings = make_settings(answer={"model": "llama3.2"})  # ollama configured but not running
     assert resolve_backend(settings) == "embedded"
     assert isinstance(get_chat_model(settings), EmbeddedChatModel)
 
@@ -225,7 +226,8 @@ def test_chat_models_are_cached_per_process(make_settings: MakeSettings) -> None
 
 def test_ollama_at_a_closed_port_fails_fast_and_clearly(make_settings: MakeSettings) -> None:
     port = _closed_port()
-    settings = make_settings(ollama_host=f"http://127.0.0.1:{port}", model="llama3.2")
+    settings = make_settings(answer={"ollama_host": f"http://127.0.0.1:{port}",
+                                     "model": "llama3.2"})
 
     started = time.perf_counter()
     status = {s.name: s for s in backend_status(settings)}["ollama"]
@@ -238,7 +240,7 @@ def test_ollama_at_a_closed_port_fails_fast_and_clearly(make_settings: MakeSetti
 
 
 def test_ollama_streams_through_chat_ollama(make_settings: MakeSettings, stub: OpenAIStub) -> None:
-    settings = make_settings(ollama_host=stub.root_url, model="stub-model")
+    settings = make_settings(answer={"ollama_host": stub.root_url, "model": "stub-model"})
     status = {s.name: s for s in backend_status(settings)}["ollama"]
     assert status.usable and "stub-model" in status.detail
 
@@ -250,7 +252,7 @@ def test_ollama_streams_through_chat_ollama(make_settings: MakeSettings, stub: O
 
 
 def test_ollama_missing_model_says_pull_it(make_settings: MakeSettings, stub: OpenAIStub) -> None:
-    settings = make_settings(ollama_host=stub.root_url, model="qwen9")
+    settings = make_settings(answer={"ollama_host": stub.root_url, "model": "qwen9"})
     with pytest.raises(GenerationError, match="ollama pull qwen9"):
         get_chat_model(settings, "ollama")
 
@@ -261,7 +263,8 @@ def test_ollama_missing_model_says_pull_it(make_settings: MakeSettings, stub: Op
 def test_openai_compatible_server_streams_canned_text(
     make_settings: MakeSettings, stub: OpenAIStub
 ) -> None:
-    settings = make_settings(openai_base_url=stub.base_url, model="stub-model", max_new_tokens=50)
+    settings = make_settings(answer={"openai_base_url": stub.base_url, "model": "stub-model",
+                                     "max_new_tokens": 50})
     status = {s.name: s for s in backend_status(settings)}["openai"]
     assert status.usable and "stub-model" in status.detail
 
@@ -282,14 +285,15 @@ def test_openai_compatible_server_streams_canned_text(
 def test_openai_without_model_uses_the_first_listed(
     make_settings: MakeSettings, stub: OpenAIStub
 ) -> None:
-    settings = make_settings(openai_base_url=stub.base_url, backend="auto")
+    settings = make_settings(answer={"openai_base_url": stub.base_url, "backend": "auto"})
     assert resolve_backend(settings) == "openai"
     assert "".join(stream_text(get_chat_model(settings), QUESTION)) == stub.reply
 
 
 def test_openai_http_500_becomes_generation_error(make_settings: MakeSettings) -> None:
     with OpenAIStub(status=500) as failing:
-        settings = make_settings(openai_base_url=failing.base_url, model="stub-model")
+        settings = make_settings(answer={"openai_base_url": failing.base_url,
+                                         "model": "stub-model"})
         model = get_chat_model(settings, "openai")
         with pytest.raises(GenerationError, match="HTTP 500.*stub failure"):
             list(stream_text(model, QUESTION))
@@ -298,7 +302,7 @@ def test_openai_http_500_becomes_generation_error(make_settings: MakeSettings) -
 
 
 def test_openai_unknown_model_is_reported(make_settings: MakeSettings, stub: OpenAIStub) -> None:
-    settings = make_settings(openai_base_url=stub.base_url, model="gpt-nope")
+    settings = make_settings(answer={"openai_base_url": stub.base_url, "model": "gpt-nope"})
     status = {s.name: s for s in backend_status(settings)}["openai"]
     assert "'gpt-nope' is not among" in status.detail
     with pytest.raises(GenerationError, match="does not serve model 'gpt-nope'"):
@@ -307,18 +311,19 @@ def test_openai_unknown_model_is_reported(make_settings: MakeSettings, stub: Ope
 
 def test_openai_wrong_key_is_reported(make_settings: MakeSettings) -> None:
     with OpenAIStub(api_key="right") as guarded:
-        settings = make_settings(openai_base_url=guarded.base_url, openai_api_key="wrong")
+        settings = make_settings(answer={"openai_base_url": guarded.base_url,
+                                         "openai_api_key": "wrong"})
         with pytest.raises(GenerationError, match="rejected the API key"):
             get_chat_model(settings, "openai")
-        good = make_settings(openai_base_url=guarded.base_url, openai_api_key="right",
-                             model="stub-model")
+        good = make_settings(answer={"openai_base_url": guarded.base_url,
+                                     "openai_api_key": "right", "model": "stub-model"})
         assert get_chat_model(good, "openai").invoke(QUESTION).content == guarded.reply
 
 
 def test_openai_unreachable_is_reported(make_settings: MakeSettings) -> None:
     url = f"http://127.0.0.1:{_closed_port()}/v1"
     with pytest.raises(GenerationError, match="not reachable"):
-        get_chat_model(make_settings(openai_base_url=url, model="m"), "openai")
+        get_chat_model(make_settings(answer={"openai_base_url": url, "model": "m"}), "openai")
 
 
 # --- helpers ----------------------------------------------------------------------------------

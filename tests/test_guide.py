@@ -37,7 +37,7 @@ def _check_citations(guide, notes_dir: Path) -> None:
 
 def test_guide_groups_cited_note_lines_by_heading(maker, corpus_settings):
     guide = maker.build("S3 storage classes")
-    _check_citations(guide, corpus_settings.notes_dir)
+    _check_citations(guide, corpus_settings.storage.notes_dir)
     headings = [s.heading for s in guide.sections]
     assert any("Storage Classes" in h for h in headings)
     assert headings[-1] == NUMBERS_HEADING
@@ -141,8 +141,9 @@ def cell_settings(tmp_path_factory):
     for rel, text in CELL_NOTES.items():
         (root / "notes" / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / "notes" / rel).write_text(text, encoding="utf-8")
-    settings = Settings(home=root / "home", notes_dir=root / "notes", backend="extractive",
-                        model_cache_dir=MODEL_CACHE)
+    settings = Settings(home=root / "home",
+                        storage={"notes_dir": root / "notes", "model_cache_dir": MODEL_CACHE},
+                        answer={"backend": "extractive"})
     NoteIndex(settings).ingest()
     return settings
 
@@ -151,7 +152,7 @@ def test_the_same_code_works_on_notes_about_anything(cell_settings):
     from rag.retrieval import HybridSearch
 
     guide = GuideMaker(HybridSearch(cell_settings)).build("mitochondria")
-    _check_citations(guide, cell_settings.notes_dir)
+    _check_citations(guide, cell_settings.storage.notes_dir)
     texts = [i.text for s in guide.sections for i in s.items]
     assert "Mitochondria produce ATP through cellular respiration in their inner membrane." \
         in texts
@@ -175,7 +176,7 @@ def test_guide_on_the_deep_learning_notes(tmp_path, monkeypatch, capsys):
     from rag.cli import main
 
     monkeypatch.setenv("STUDYRAG_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("STUDYRAG_NOTES_DIR", str(DL_NOTES))
+    monkeypatch.setenv("STUDYRAG_STORAGE__NOTES_DIR", str(DL_NOTES))
     assert main(["ingest"]) == 0
     capsys.readouterr()
     from rag.config import load_settings

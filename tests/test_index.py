@@ -24,8 +24,9 @@ def notes(tmp_path) -> Path:
 
 @pytest.fixture
 def settings(tmp_path, notes) -> Settings:
-    return Settings(home=tmp_path / "home", notes_dir=notes, chunk_size=300, chunk_overlap=50,
-                    min_chunk_chars=50)
+    return Settings(home=tmp_path / "home",
+                    storage={"notes_dir": notes},
+                    chunking={"size": 300, "overlap": 50, "min_chars": 50})
 
 
 def files_in_index(index: NoteIndex) -> set[str]:
@@ -58,7 +59,7 @@ def test_add_change_delete_a_file(settings, notes):
 
 def test_changing_chunk_settings_rebuilds_cleanly(settings):
     NoteIndex(settings).ingest()
-    bigger = settings.model_copy(update={"chunk_size": 1200})
+    bigger = settings.updated(chunking={"size": 1200})
     assert fingerprint(bigger) != fingerprint(settings)
     index = NoteIndex(bigger)
     report = index.ingest()

@@ -41,7 +41,9 @@ def injected(tmp_path_factory):
         (notes / name).write_text(text)
     for row in rows:
         (notes / f"injection-{row['id']}.md").write_text(row["note"] + "\n")
-    settings = Settings(home=root / "home", notes_dir=notes, backend="extractive")
+    settings = Settings(home=root / "home",
+                        storage={"notes_dir": notes},
+                        answer={"backend": "extractive"})
     NoteIndex(settings).ingest()
     return Tutor(settings), rows
 

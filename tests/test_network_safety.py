@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import Settings, load_settings
+from rag.config import Settings, StorageSettings, load_settings
 from rag.errors import ChromaAuthError, ConfigError
 
 pytest.importorskip("streamlit")
@@ -70,22 +70,23 @@ def stop(proc: subprocess.Popen) -> None:
 # --- settings ---------------------------------------------------------------------------
 def test_folder_roots_default_to_home_and_notes_dir(tmp_path):
     notes = tmp_path / "notes"
-    settings = Settings(home=tmp_path / "h", notes_dir=notes)
-    assert settings.folder_roots == [Path.home().resolve(), notes.resolve()]
+    settings = Settings(home=tmp_path / "h", storage={"notes_dir": notes})
+    assert settings.storage.folder_roots == [Path.home().resolve(), notes.resolve()]
 
 
 def test_allowed_roots_from_the_environment_are_split_like_path(monkeypatch, tmp_path):
-    monkeypatch.setenv("STUDYRAG_ALLOWED_ROOTS", f"{tmp_path / 'a'}{os.pathsep}~/b")
-    assert load_settings().folder_roots == [(tmp_path / "a").resolve(),
+    monkeypatch.setenv("STUDYRAG_STORAGE__ALLOWED_ROOTS", f"{tmp_path / 'a'}{os.pathsep}~/b")
+    assert load_settings().storage.folder_roots == [(tmp_path / "a").resolve(),
                                             (Path.home() / "b").resolve()]
 
 
 def test_chroma_token_header_forms(monkeypatch):
-    assert Settings().chroma_headers == {}
-    assert Settings(chroma_token="t0k").chroma_headers == {"Authorization": "Bearer t0k"}
-    assert Settings(chroma_token="t0k", chroma_token_header="X-Chroma-Token").chroma_headers \
+    assert Settings().storage.chroma_headers == {}
+    assert StorageSettings(chroma_token="t0k").chroma_headers == {"Authorization": "Bearer t0k"}
+    assert StorageSettings(chroma_token="t0k",
+                           chroma_token_header="X-Chroma-Token").chroma_headers \
         == {"X-Chroma-Token": "t0k"}
-    monkeypatch.setenv("STUDYRAG_CHROMA_TOKEN", "two words")  # would split the header
+    monkeypatch.setenv("STUDYRAG_STORAGE__CHROMA_TOKEN", "two words")  # would split the header
     with pytest.raises(ConfigError, match="chroma_token") as err:
         load_settings()
     assert "\n" not in str(err.value)
@@ -123,7 +124,7 @@ def test_streamlit_run_listens_on_loopback_only(tmp_path):
     port = free_port()
     log = tmp_path / "streamlit.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMLIT_", "STUDYRAG_"))}
-    env.update(STUDYRAG_HOME=str(tmp_path / "home"), STUDYRAG_BACKEND="extractive")
+    env.update(STUDYRAG_HOME=str(tmp_path / "home"), STUDYRAG_ANSWER__BACKEND="extractive")
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
@@ -162,9 +163,9 @@ def small_app(monkeypatch, tmp_path):
     (notes / "s3.md").write_text(NOTE, encoding="utf-8")
     allowed = tmp_path / "allowed"
     allowed.mkdir()
-    monkeypatch.setenv("STUDYRAG_NOTES_DIR", str(notes))
-    monkeypatch.setenv("STUDYRAG_BACKEND", "extractive")
-    monkeypatch.setenv("STUDYRAG_ALLOWED_ROOTS", str(allowed))
+    monkeypatch.setenv("STUDYRAG_STORAGE__NOTES_DIR", str(notes))
+    monkeypatch.setenv("STUDYRAG_ANSWER__BACKEND", "extractive")
+    monkeypatch.setenv("STUDYRAG_STORAGE__ALLOWED_ROOTS", str(allowed))
     return load_settings()
 
 
@@ -319,9 +320,10 @@ def test_shared_index_behind_nginx_needs_the_token(token_proxy, tmp_path):
     from rag.retrieval import HybridSearch
 
     def settings(name: str, **token) -> Settings:
-        return Settings(home=tmp_path / name, notes_dir=CORPUS, backend="extractive",
-                        chroma_host="127.0.0.1", chroma_port=token_proxy["proxy_port"],
-                        chroma_timeout_s=60.0, **token)
+        return Settings(home=tmp_path / name, answer={"backend": "extractive"},
+                        storage={"notes_dir": CORPUS, "chroma_host": "127.0.0.1",
+                                 "chroma_port": token_proxy["proxy_port"],
+                                 "chroma_timeout_s": 60.0, **token})
 
     right = token_proxy["token"]
     wrong = [settings("none"), settings("bad", chroma_token="not-" + right),
@@ -346,10 +348,10 @@ def test_shared_index_behind_nginx_needs_the_token(token_proxy, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "rag.cli", "ingest"], cwd=REPO, capture_output=True, text=True,
         timeout=300, env={**os.environ, "STUDYRAG_HOME": str(tmp_path / "cli"),
-                          "STUDYRAG_NOTES_DIR": str(CORPUS),
-                          "STUDYRAG_CHROMA_HOST": "127.0.0.1",
-                          "STUDYRAG_CHROMA_PORT": str(token_proxy["proxy_port"]),
-                          "STUDYRAG_CHROMA_TOKEN": "wrong"})
+                          "STUDYRAG_STORAGE__NOTES_DIR": str(CORPUS),
+                          "STUDYRAG_STORAGE__CHROMA_HOST": "127.0.0.1",
+                          "STUDYRAG_STORAGE__CHROMA_PORT": str(token_proxy["proxy_port"]),
+                          "STUDYRAG_STORAGE__CHROMA_TOKEN": "wrong"})
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
     assert lines[0].startswith("error:") and "refused the token" in lines[0]

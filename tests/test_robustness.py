@@ -244,7 +244,9 @@ def nasty_tutor(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("nasty")
     expect = build_nasty_folder(root / "notes")
-    settings = Settings(home=root / "home", notes_dir=root / "notes", backend="extractive")
+    settings = Settings(home=root / "home",
+                        storage={"notes_dir": root / "notes"},
+                        answer={"backend": "extractive"})
     index = NoteIndex(settings)
     report = index.ingest()
     return Tutor(settings), index, report, expect
@@ -327,7 +329,8 @@ def test_cli_ask_without_index(tmp_path):
 def test_cli_ingest_nasty_folder_warns_and_succeeds(nasty_tutor):
     """The same folder through `study ingest`: exit 0, one warning line per skipped file."""
     settings = nasty_tutor[0].settings
-    proc = study("ingest", str(settings.notes_dir), env={"STUDYRAG_HOME": str(settings.home)})
+    proc = study("ingest", str(settings.storage.notes_dir),
+                 env={"STUDYRAG_HOME": str(settings.home)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]

@@ -44,7 +44,7 @@ def test_sources_setting_scopes_answers_and_quiz(corpus_settings, corpus_index):
     from rag.quiz import QuizMaker
     from rag.retrieval import HybridSearch
 
-    settings = corpus_settings.model_copy(update={"sources": [ONE]})
+    settings = corpus_settings.updated(storage={"sources": [ONE]})
     search = HybridSearch(settings, corpus_index)
     assert isinstance(search.index, SourceScope)
     assert {c.file for c in search.index.chunks().values()} == {ONE}
@@ -62,9 +62,9 @@ def _cli(corpus_settings, *argv):
     from conftest import REPO
 
     env = {"STUDYRAG_HOME": str(corpus_settings.home),
-           "STUDYRAG_NOTES_DIR": str(corpus_settings.notes_dir),
-           "STUDYRAG_MODEL_CACHE_DIR": str(corpus_settings.cache_dir),
-           "STUDYRAG_BACKEND": "extractive", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+           "STUDYRAG_STORAGE__NOTES_DIR": str(corpus_settings.storage.notes_dir),
+           "STUDYRAG_STORAGE__MODEL_CACHE_DIR": str(corpus_settings.cache_dir),
+           "STUDYRAG_ANSWER__BACKEND": "extractive", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
     return subprocess.run([sys.executable, "-m", "rag.cli", *argv], capture_output=True,
                           text=True, env=env, cwd=REPO, timeout=300)
 

@@ -18,8 +18,8 @@ ONE = "exam-scenarios.md"
 @pytest.fixture
 def corpus_env(monkeypatch, corpus_settings):
     monkeypatch.setenv("STUDYRAG_HOME", str(corpus_settings.home))
-    monkeypatch.setenv("STUDYRAG_NOTES_DIR", str(corpus_settings.notes_dir))
-    monkeypatch.setenv("STUDYRAG_BACKEND", "extractive")
+    monkeypatch.setenv("STUDYRAG_STORAGE__NOTES_DIR", str(corpus_settings.storage.notes_dir))
+    monkeypatch.setenv("STUDYRAG_ANSWER__BACKEND", "extractive")
     return corpus_settings
 
 
@@ -81,7 +81,7 @@ def test_practice_and_guide_topics_come_from_the_chosen_sources(corpus_env):
         st.session_state["sb_sources"] = ["exam-scenarios.md"]
         settings = resources.session_settings()
         st.session_state["got"] = (practice.topics(settings), guide._topics(settings),
-                                   practice.topics(settings.model_copy(update={"sources": []})))
+                                   practice.topics(settings.updated(storage={"sources": []})))
 
     at = AppTest.from_function(page, default_timeout=180).run()
     assert not at.exception, [e.value for e in at.exception]

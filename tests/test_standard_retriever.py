@@ -33,8 +33,9 @@ def notes_search(tmp_path_factory) -> HybridSearch:
     notes.mkdir()
     for name, text in NOTES.items():
         (notes / name).write_text(text, encoding="utf-8")
-    settings = Settings(home=root / "home", notes_dir=notes, backend="extractive",
-                        model_cache_dir=MODEL_CACHE)
+    settings = Settings(home=root / "home",
+                        storage={"notes_dir": notes, "model_cache_dir": MODEL_CACHE},
+                        answer={"backend": "extractive"})
     index = NoteIndex(settings)
     index.ingest()
     return HybridSearch(settings, index)

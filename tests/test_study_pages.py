@@ -21,8 +21,8 @@ def page_app(name: str) -> AppTest:
 @pytest.fixture
 def corpus_env(monkeypatch, corpus_settings):
     monkeypatch.setenv("STUDYRAG_HOME", str(corpus_settings.home))
-    monkeypatch.setenv("STUDYRAG_NOTES_DIR", str(corpus_settings.notes_dir))
-    monkeypatch.setenv("STUDYRAG_BACKEND", "extractive")
+    monkeypatch.setenv("STUDYRAG_STORAGE__NOTES_DIR", str(corpus_settings.storage.notes_dir))
+    monkeypatch.setenv("STUDYRAG_ANSWER__BACKEND", "extractive")
     return corpus_settings
 
 

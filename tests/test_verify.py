@@ -16,7 +16,7 @@ PAIRS = REPO / "evals" / "datasets" / "verifier_pairs.jsonl"
 
 @pytest.fixture(scope="module")
 def verifier(corpus_settings, search):
-    return Verifier(embedder=search.index.embedder, threshold=corpus_settings.support_threshold)
+    return Verifier(embedder=search.index.embedder, params=corpus_settings.verify)
 
 
 def test_numbers_are_unit_normalised():
@@ -36,7 +36,7 @@ def test_names_are_read_off_the_text_for_any_subject():
 
 
 def test_a_name_the_evidence_never_writes_is_unsupported():
-    verifier = Verifier(embedder=None, threshold=0.5)
+    verifier = Verifier(embedder=None)
     verdict = verifier.check("Use Kendra for OCR on scanned newspapers.",
                              ["Use Textract for OCR capabilities on scanned newspapers."])
     assert not verdict.supported and "kendra" in " ".join(verdict.reasons)
@@ -149,7 +149,7 @@ def test_no_evidence_is_unsupported(verifier):
 
 
 def test_precision_recall_on_labelled_pairs(verifier, corpus_settings):
-    pairs = load_pairs(PAIRS, corpus_settings.notes_dir)
+    pairs = load_pairs(PAIRS, corpus_settings.storage.notes_dir)
     assert len(pairs) >= 40
     result = evaluate_pairs(verifier, pairs)
     at = result["at_threshold"]

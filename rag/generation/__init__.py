@@ -33,7 +33,6 @@ _EXPORTS = {
     "embedded_gguf_path": "weights",
     "EngineKind": "engines",
     "generation_threads": "engines",
-    "DEFAULT_REPETITION_PENALTY": "embedded",
     "EmbeddedChatModel": "embedded",
     "GuardedChatModel": "guarded",
     "translate_error": "errors",

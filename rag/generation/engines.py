@@ -133,8 +133,8 @@ class TransformersEngine:
         if n_prompt + params.max_new_tokens > self.max_positions:
             raise GenerationError(
                 f"The prompt is too long for the embedded model ({n_prompt} tokens, limit "
-                f"{self.max_positions - params.max_new_tokens}) — lower STUDYRAG_K or "
-                "STUDYRAG_CHUNK_SIZE, or use a bigger backend."
+                f"{self.max_positions - params.max_new_tokens}) — lower STUDYRAG_RETRIEVAL__K or "
+                "STUDYRAG_CHUNKING__SIZE, or use a bigger backend."
             )
 
         cancel = threading.Event()
@@ -195,7 +195,7 @@ class TransformersEngine:
         except queue.Empty:
             raise GenerationError(
                 f"The embedded model produced nothing for {params.timeout_s:g} s — raise "
-                "STUDYRAG_GENERATION_TIMEOUT_S or lower STUDYRAG_MAX_NEW_TOKENS."
+                "STUDYRAG_ANSWER__TIMEOUT_S or lower STUDYRAG_ANSWER__MAX_NEW_TOKENS."
             ) from None
         finally:
             cancel.set()

@@ -50,32 +50,32 @@ def translate_error(
     if isinstance(exc, (httpx.TimeoutException, TimeoutError)) or "Timeout" in name:
         return GenerationError(
             f"{label} did not answer within {timeout_s:g} s — raise "
-            "STUDYRAG_GENERATION_TIMEOUT_S, use a smaller model, or choose another backend."
+            "STUDYRAG_ANSWER__TIMEOUT_S, use a smaller model, or choose another backend."
         )
     if isinstance(exc, (httpx.ConnectError, ConnectionError)) or name == "APIConnectionError":
         hint = (
             "start it with `ollama serve`"
             if backend == "ollama"
-            else "start the server or fix STUDYRAG_OPENAI_BASE_URL"
+            else "start the server or fix STUDYRAG_ANSWER__OPENAI_BASE_URL"
         )
         return GenerationError(f"{label} is not reachable — {hint}, or choose another backend.")
     if status in (401, 403):
         return GenerationError(
-            f"{label} rejected the API key (HTTP {status}) — set STUDYRAG_OPENAI_API_KEY "
+            f"{label} rejected the API key (HTTP {status}) — set STUDYRAG_ANSWER__OPENAI_API_KEY "
             "or OPENAI_API_KEY."
         )
     if status in (400, 404) and "model" in message.lower():
         if backend == "ollama":
             return GenerationError(
                 f"Ollama has no model '{model}' ({message}) — run `ollama pull {model}` or set "
-                "STUDYRAG_MODEL to a model from `ollama list`."
+                "STUDYRAG_ANSWER__MODEL to a model from `ollama list`."
             )
         return GenerationError(
-            f"{label} does not serve model '{model}' ({message}) — set STUDYRAG_MODEL to one "
+            f"{label} does not serve model '{model}' ({message}) — set STUDYRAG_ANSWER__MODEL to one "
             "of the models `study models` lists."
         )
     if status == 404:
-        hint = " (does STUDYRAG_OPENAI_BASE_URL end with /v1?)" if backend == "openai" else ""
+        hint = " (does STUDYRAG_ANSWER__OPENAI_BASE_URL end with /v1?)" if backend == "openai" else ""
         return GenerationError(f"{label} answered 404 Not Found{hint}: {message}")
     if status == 429:
         return GenerationError(f"{label} is rate-limiting requests (HTTP 429) — try again later.")

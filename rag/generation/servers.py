@@ -55,7 +55,7 @@ def _openai_headers(settings: Settings) -> dict[str, str]:
 
 
 def _openai_key(settings: Settings) -> str:
-    return settings.openai_api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
+    return settings.answer.openai_api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
 
 
 def _ollama_model_names(payload: Any) -> list[str]:
@@ -69,8 +69,8 @@ def _ollama_has(names: Sequence[str], model: str) -> bool:
 
 
 def ollama_status(settings: Settings) -> BackendStatus:
-    host = normalise_url(settings.ollama_host)
-    model = settings.model
+    host = normalise_url(settings.answer.ollama_host)
+    model = settings.answer.model
     try:
         names = _ollama_model_names(_get_json(f"{host}/api/tags", OLLAMA_PROBE_TIMEOUT_S))
     except Exception as exc:
@@ -88,7 +88,7 @@ def ollama_status(settings: Settings) -> BackendStatus:
     if not model:
         return BackendStatus(
             "ollama", "", False,
-            f"Ollama at {host} is running with {listing} — set STUDYRAG_MODEL to one of them.",
+            f"Ollama at {host} is running with {listing} — set STUDYRAG_ANSWER__MODEL to one of them.",
         )
     if not _ollama_has(names, model):
         return BackendStatus(
@@ -100,37 +100,37 @@ def ollama_status(settings: Settings) -> BackendStatus:
 
 
 def openai_status(settings: Settings) -> BackendStatus:
-    if not settings.openai_base_url.strip():
+    if not settings.answer.openai_base_url.strip():
         return BackendStatus(
-            "openai", settings.model, False,
-            "Not configured — set STUDYRAG_OPENAI_BASE_URL (e.g. http://localhost:8000/v1).",
+            "openai", settings.answer.model, False,
+            "Not configured — set STUDYRAG_ANSWER__OPENAI_BASE_URL (e.g. http://localhost:8000/v1).",
         )
-    base = normalise_url(settings.openai_base_url)
+    base = normalise_url(settings.answer.openai_base_url)
     try:
         payload = _get_json(f"{base}/models", OPENAI_PROBE_TIMEOUT_S, _openai_headers(settings))
     except Exception as exc:
-        error = translate_error(exc, "openai", base, settings.model, OPENAI_PROBE_TIMEOUT_S)
+        error = translate_error(exc, "openai", base, settings.answer.model, OPENAI_PROBE_TIMEOUT_S)
         detail = str(error)
         if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
             detail = (
                 f"The OpenAI-compatible server at {base} did not answer within "
-                f"{OPENAI_PROBE_TIMEOUT_S:g} s — check STUDYRAG_OPENAI_BASE_URL or choose "
+                f"{OPENAI_PROBE_TIMEOUT_S:g} s — check STUDYRAG_ANSWER__OPENAI_BASE_URL or choose "
                 "another backend."
             )
-        return BackendStatus("openai", settings.model, False, detail)
+        return BackendStatus("openai", settings.answer.model, False, detail)
     data = payload.get("data", []) if isinstance(payload, dict) else []
     ids = [str(m.get("id")) for m in data if isinstance(m, dict) and m.get("id")]
     listing = ", ".join(ids[:8]) + (f" (+{len(ids) - 8} more)" if len(ids) > 8 else "")
-    model = settings.model
+    model = settings.answer.model
     if not model:
         if not ids:
             return BackendStatus(
                 "openai", "", False,
-                f"The server at {base} lists no models — set STUDYRAG_MODEL.",
+                f"The server at {base} lists no models — set STUDYRAG_ANSWER__MODEL.",
             )
         return BackendStatus(
             "openai", ids[0], True,
-            f"reachable at {base}; STUDYRAG_MODEL unset, using '{ids[0]}' (models: {listing}).",
+            f"reachable at {base}; STUDYRAG_ANSWER__MODEL unset, using '{ids[0]}' (models: {listing}).",
         )
     if ids and model not in ids:
         # Some servers (aliases, routers) accept names they do not list: warn, don't block.
@@ -146,42 +146,42 @@ def _guard(inner: BaseChatModel, backend: str, target: str, model: str,
     from rag.generation.guarded import GuardedChatModel
 
     return GuardedChatModel(inner=inner, backend=backend, target=target, model=model,
-                            timeout_s=settings.generation_timeout_s)
+                            timeout_s=settings.answer.timeout_s)
 
 
 def ollama_cache_key(settings: Settings, status: BackendStatus) -> tuple[Any, ...]:
-    return (status.model, normalise_url(settings.ollama_host))
+    return (status.model, normalise_url(settings.answer.ollama_host))
 
 
 def make_ollama(settings: Settings, status: BackendStatus) -> GuardedChatModel:
     from langchain_ollama import ChatOllama
 
-    host = normalise_url(settings.ollama_host)
+    host = normalise_url(settings.answer.ollama_host)
     inner = ChatOllama(
         model=status.model,
         base_url=host,
-        temperature=settings.temperature,
-        num_predict=settings.max_new_tokens,
-        client_kwargs={"timeout": settings.generation_timeout_s},
+        temperature=settings.answer.temperature,
+        num_predict=settings.answer.max_new_tokens,
+        client_kwargs={"timeout": settings.answer.timeout_s},
     )
     return _guard(inner, "ollama", host, status.model, settings)
 
 
 def openai_cache_key(settings: Settings, status: BackendStatus) -> tuple[Any, ...]:
-    return (status.model, normalise_url(settings.openai_base_url), _openai_key(settings))
+    return (status.model, normalise_url(settings.answer.openai_base_url), _openai_key(settings))
 
 
 def make_openai(settings: Settings, status: BackendStatus) -> GuardedChatModel:
     from langchain_openai import ChatOpenAI
 
-    base = normalise_url(settings.openai_base_url)
+    base = normalise_url(settings.answer.openai_base_url)
     inner = ChatOpenAI(
         model=status.model,
         base_url=base,
         api_key=_openai_key(settings),
-        timeout=settings.generation_timeout_s,
+        timeout=settings.answer.timeout_s,
         max_retries=1,
-        temperature=settings.temperature,
-        max_tokens=settings.max_new_tokens,
+        temperature=settings.answer.temperature,
+        max_tokens=settings.answer.max_new_tokens,
     )
     return _guard(inner, "openai", base, status.model, settings)

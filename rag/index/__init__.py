@@ -37,9 +37,9 @@ SCHEMA_VERSION = 5  # bump when loading or chunking changes what chunks are made
 def fingerprint(settings: Settings) -> str:
     """Identity of everything that changes the vectors or the chunk boundaries."""
     raw = json.dumps(
-        [SCHEMA_VERSION, settings.embedding_model, settings.chunk_size,
-         settings.chunk_overlap, settings.min_chunk_chars]
-        + [settings.embedding_max_tokens],
+        [SCHEMA_VERSION, settings.embedding.model, settings.chunking.size,
+         settings.chunking.overlap, settings.chunking.min_chars]
+        + [settings.embedding.max_tokens],
     )
     return hashlib.sha256(raw.encode()).hexdigest()[:10]
 
@@ -50,7 +50,7 @@ class NoteIndex:
     def __init__(self, settings: Settings, embedder=None):
         self.settings = settings
         self._embedder = embedder
-        self.store = ChromaStore(settings, f"{settings.collection}-{fingerprint(settings)}",
+        self.store = ChromaStore(settings, f"{settings.storage.collection}-{fingerprint(settings)}",
                                  SCHEMA_VERSION)
         self.bm25 = Bm25Index(settings.index_dir / f"bm25-{self.name}", SCHEMA_VERSION)
         self.lines = LineIndex(settings.index_dir / f"lines-{self.name}")
@@ -152,8 +152,8 @@ class NoteIndex:
         return {
             "collection": self.name, "chunks": len(chunks), "files": per_file,
             "indexed_at": indexed_at,
-            "server": (f"{self.settings.chroma_host}:{self.settings.chroma_port}"
-                       if self.settings.chroma_host else None),
+            "server": (f"{self.settings.storage.chroma_host}:{self.settings.storage.chroma_port}"
+                       if self.settings.storage.chroma_host else None),
         }
 
     def folders(self) -> dict[str, dict[str, int]]:

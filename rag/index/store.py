@@ -63,14 +63,14 @@ def _refused_status(exc: Exception) -> int | None:
 
 
 def _auth_error(settings: Settings, status: int) -> ChromaAuthError:
-    where = f"Chroma server {settings.chroma_host}:{settings.chroma_port}"
-    if not settings.chroma_token:
+    where = f"Chroma server {settings.storage.chroma_host}:{settings.storage.chroma_port}"
+    if not settings.storage.chroma_token:
         return ChromaAuthError(
             f"{where} refused the request (HTTP {status}): it needs a token; set chroma_token "
-            "(STUDYRAG_CHROMA_TOKEN).")
+            "(STUDYRAG_STORAGE__CHROMA_TOKEN).")
     return ChromaAuthError(
         f"{where} refused the token (HTTP {status}); check chroma_token "
-        f"(STUDYRAG_CHROMA_TOKEN) and chroma_token_header (now {settings.chroma_token_header}).")
+        f"(STUDYRAG_STORAGE__CHROMA_TOKEN) and chroma_token_header (now {settings.storage.chroma_token_header}).")
 
 
 def open_client(settings: Settings):
@@ -79,8 +79,8 @@ def open_client(settings: Settings):
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-    if settings.chroma_host:
-        deadline = time.monotonic() + settings.chroma_timeout_s
+    if settings.storage.chroma_host:
+        deadline = time.monotonic() + settings.storage.chroma_timeout_s
         delay, last = 0.25, None
         while True:
             try:
@@ -88,18 +88,18 @@ def open_client(settings: Settings):
 
                 # chromadb's own HTTP session has no timeout and its constructor already talks
                 # to the server: probe first, so a hung server cannot hang us.
-                httpx.get(f"http://{settings.chroma_host}:{settings.chroma_port}/api/v2/"
-                          "heartbeat", headers=settings.chroma_headers,
-                          timeout=settings.chroma_timeout_s).raise_for_status()
+                httpx.get(f"http://{settings.storage.chroma_host}:{settings.storage.chroma_port}/api/v2/"
+                          "heartbeat", headers=settings.storage.chroma_headers,
+                          timeout=settings.storage.chroma_timeout_s).raise_for_status()
                 client = chromadb.HttpClient(
-                    host=settings.chroma_host, port=settings.chroma_port,
-                    headers=settings.chroma_headers, settings=chroma_settings,
+                    host=settings.storage.chroma_host, port=settings.storage.chroma_port,
+                    headers=settings.storage.chroma_headers, settings=chroma_settings,
                 )
                 # chromadb's HTTP session has no timeout: a stopped server would hang us.
                 session = getattr(getattr(client, "_server", None), "_session", None)
                 if session is not None:
-                    session.timeout = httpx.Timeout(3 * settings.chroma_timeout_s,
-                                                    connect=settings.chroma_timeout_s)
+                    session.timeout = httpx.Timeout(3 * settings.storage.chroma_timeout_s,
+                                                    connect=settings.storage.chroma_timeout_s)
                 client.heartbeat()
                 return client
             except Exception as exc:  # connection refused, DNS, timeouts...
@@ -112,9 +112,9 @@ def open_client(settings: Settings):
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
         raise IndexUnavailableError(
-            f"Chroma server {settings.chroma_host}:{settings.chroma_port} is not reachable "
+            f"Chroma server {settings.storage.chroma_host}:{settings.storage.chroma_port} is not reachable "
             f"({type(last).__name__}); start it with `chroma run --path DIR --port "
-            f"{settings.chroma_port}` or unset STUDYRAG_CHROMA_HOST to use the local index."
+            f"{settings.storage.chroma_port}` or unset STUDYRAG_STORAGE__CHROMA_HOST to use the local index."
         )
     path = settings.index_dir / "chroma"
     try:
@@ -184,8 +184,8 @@ class ChromaStore:
         except StudyragError:
             raise
         except Exception as exc:
-            where = (f"Chroma server {self.settings.chroma_host}:{self.settings.chroma_port}"
-                     if self.settings.chroma_host else f"index at {self.settings.index_dir}")
+            where = (f"Chroma server {self.settings.storage.chroma_host}:{self.settings.storage.chroma_port}"
+                     if self.settings.storage.chroma_host else f"index at {self.settings.index_dir}")
             self._collection = None
             raise IndexUnavailableError(
                 f"{what} failed on the {where}: {type(exc).__name__}: {str(exc)[:200]}. "
@@ -194,7 +194,7 @@ class ChromaStore:
 
     def _vanished(self) -> bool:
         """The embedded index folder was deleted under us: forget the client and collection."""
-        if self.settings.chroma_host or self._client is None:
+        if self.settings.storage.chroma_host or self._client is None:
             return False
         if (self.settings.index_dir / "chroma" / "chroma.sqlite3").is_file():
             return False
@@ -244,7 +244,7 @@ class ChromaStore:
 
     def drop_stale_collections(self) -> None:
         """Collections built with other settings (another fingerprint) are dead weight."""
-        prefix = f"{self.settings.collection}-"
+        prefix = f"{self.settings.storage.collection}-"
         for name in self.collection_names():
             if name.startswith(prefix) and not name.startswith(self.live):  # nor its "-next"
                 log.info("Dropping collection %s built with other settings", name)
@@ -261,7 +261,7 @@ class ChromaStore:
     def move_damaged_aside(self) -> None:
         """An on-disk index that cannot even be opened has nothing to keep: clear it."""
         path = self.settings.index_dir
-        if not self.settings.chroma_host and path.exists():
+        if not self.settings.storage.chroma_host and path.exists():
             aside = path.with_name(f"{path.name}.old-{int(time.time())}")
             path.rename(aside)
             shutil.rmtree(aside, ignore_errors=True)

@@ -73,7 +73,7 @@ def indexed_files(store: ChromaStore, source: str) -> dict[str, tuple[str, list[
 def sync_folder(store: ChromaStore, settings: Settings, folder: Path | None, write: Writer,
                 progress: ProgressFn | None = None) -> IngestReport:
     """Add, replace and remove chunks per file hash; the revision moves when anything did."""
-    root = check_notes_dir(folder or settings.notes_dir)
+    root = check_notes_dir(folder or settings.storage.notes_dir)
     source = str(root)
     report = IngestReport(folder=source)
     store.drop_stale_collections()
@@ -82,7 +82,7 @@ def sync_folder(store: ChromaStore, settings: Settings, folder: Path | None, wri
     seen: set[str] = set()
     pending: Batch = []
     stale_ids: list[str] = []
-    max_bytes = int(settings.max_file_mb * 1_000_000)
+    max_bytes = int(settings.storage.max_file_mb * 1_000_000)
     paths = list(iter_note_paths(root))  # names only: each file is read when its turn comes
     for i, path in enumerate(paths, start=1):
         item = load_file(path, root, max_bytes, settings.index_dir / "documents")
@@ -101,8 +101,8 @@ def sync_folder(store: ChromaStore, settings: Settings, folder: Path | None, wri
             report.unchanged_files += 1
             report.chunks += len(old[1])
             continue
-        chunks = chunk_note(item, settings.chunk_size, settings.chunk_overlap,
-                            settings.min_chunk_chars)
+        chunks = chunk_note(item, settings.chunking.size, settings.chunking.overlap,
+                            settings.chunking.min_chars)
         # Identical pieces of one long line share an id: keep one (Chroma rejects dupes).
         chunks = list({c.id: c for c in chunks}.values())
         report.chunks += len(chunks)

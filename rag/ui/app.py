@@ -99,9 +99,9 @@ def ensure_index(settings) -> bool:
 
                 with st.container(border=True):
                     st.markdown("### Welcome to studyrag")
-                    st.write(f"Indexing your notes in `{settings.notes_dir}` for the first "
+                    st.write(f"Indexing your notes in `{settings.storage.notes_dir}` for the first "
                              "time; this happens once (later starts are instant).")
-                    report = ingest_with_progress(settings, settings.notes_dir,
+                    report = ingest_with_progress(settings, settings.storage.notes_dir,
                                                   "Indexing notes")
                     st.success(f"Ready: {report.summary()}", icon=":material/check_circle:")
                     for s in report.skipped:

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 HINTS: list[tuple[type, str]] = [
     (IndexMissingError, "Open the **Notes** page and click **Re-index**."),
-    (ChromaAuthError, "Fix the token setting (STUDYRAG_CHROMA_TOKEN) and reload the page."),
+    (ChromaAuthError, "Fix the token setting (STUDYRAG_STORAGE__CHROMA_TOKEN) and reload the page."),
     (IndexUnavailableError, "Check the Chroma server, or re-index on the **Notes** page."),
     (GenerationError, "Pick another backend in the sidebar or turn on **Extractive mode**."),
     (ConfigError, "Fix the setting (config.toml or STUDYRAG_* variable) and reload the page."),
@@ -67,13 +67,13 @@ def allowed_folder(settings: Settings, typed: str | Path) -> Path:
         folder = Path(typed).expanduser().resolve()
     except (OSError, RuntimeError, ValueError) as exc:  # NUL byte, symlink loop, ...
         raise InputError(f"{str(typed)!r} is not a usable folder path ({exc}).") from None
-    roots = settings.folder_roots
+    roots = settings.storage.folder_roots
     if any(folder.is_relative_to(root) for root in roots):
         return folder
     shown = f"{typed} (= {folder})" if str(folder) != str(typed) else str(folder)
     raise InputError(
         f"{shown} is outside the folders the app may read ({', '.join(map(str, roots))}); "
-        "add it to allowed_roots (STUDYRAG_ALLOWED_ROOTS) to allow it."
+        "add it to allowed_roots (STUDYRAG_STORAGE__ALLOWED_ROOTS) to allow it."
     )
 
 

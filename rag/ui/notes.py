@@ -84,7 +84,7 @@ def _overview(settings: Settings) -> None:
                 [{"file": f, "chunks": n} for f, n in sorted(files.items())],
                 hide_index=True, width="stretch",
             )
-            if Path(folder) != Path(settings.notes_dir).resolve():
+            if Path(folder) != Path(settings.storage.notes_dir).resolve():
                 if st.button("Remove from index", key=f"rm_{folder}"):
                     with resources.index_lock(settings):
                         n = index.remove_folder(Path(folder))
@@ -122,7 +122,7 @@ def page() -> None:
                 show_error(exc)
 
     st.subheader("Add a folder")
-    roots = ", ".join(f"`{r}`" for r in settings.folder_roots)
+    roots = ", ".join(f"`{r}`" for r in settings.storage.folder_roots)
     with st.form("folder_form"):
         path = st.text_input("Folder of .md/.txt notes on this machine",
                              placeholder="~/notes/aws", key="folder_path",
@@ -140,7 +140,7 @@ def page() -> None:
                 show_error(exc)
 
     st.subheader("Re-index")
-    st.caption(f"Configured notes folder: `{settings.notes_dir}`. Re-indexing is incremental: "
+    st.caption(f"Configured notes folder: `{settings.storage.notes_dir}`. Re-indexing is incremental: "
                "only changed files are embedded again.")
     col1, col2 = st.columns(2)
     if col1.button("Re-index notes", icon=":material/sync:", key="reindex", width="stretch"):
@@ -155,11 +155,11 @@ def reindex_all(settings: Settings, rebuild: bool) -> None:
     try:
         index = resources.get_index(settings)
         others = [Path(f) for f in (index.folders() if index.exists() else {})
-                  if Path(f) != Path(settings.notes_dir).resolve()]
+                  if Path(f) != Path(settings.storage.notes_dir).resolve()]
         up = resources.uploads_dir(settings)
         if up.is_dir() and up.resolve() not in others and any(up.iterdir()):
             others.append(up.resolve())
-        show_report(ingest_with_progress(settings, settings.notes_dir,
+        show_report(ingest_with_progress(settings, settings.storage.notes_dir,
                                          "Rebuilding" if rebuild else "Re-indexing",
                                          rebuild=rebuild))
         for folder in others:

@@ -11,10 +11,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from rag.config import BUNDLED_CORPUS, Settings
+from rag.config import Settings, bundled_corpus
 from rag.ui import resources
 from rag.ui.common import show_error
 
+# Eval reports and the quick eval belong to a checkout (an installed wheel has neither).
 REPO = Path(__file__).resolve().parents[2]
 REPORTS = REPO / "evals" / "reports"
 APP_LATENCY = REPORTS / "app-latency.json"
@@ -72,10 +73,11 @@ def grouped_bars(frame: pd.DataFrame, title: str, height: int = 260) -> None:
 def quick_eval_command(settings: Settings) -> list[str]:
     """The dev set is about the bundled notes: evaluate on them, in a separate home unless
     the configured notes are the bundled ones (then their index is reused)."""
-    same = Path(settings.notes_dir).resolve() == BUNDLED_CORPUS.resolve()
+    bundled = bundled_corpus()
+    same = Path(settings.storage.notes_dir).resolve() == bundled.resolve()
     home = settings.home if same else settings.home / "eval"
     return [sys.executable, "-m", "rag.cli", "--home", str(home), "--notes-dir",
-            str(BUNDLED_CORPUS), "eval", "--quick", "--name", "app-quick"]
+            str(bundled), "eval", "--quick", "--name", "app-quick"]
 
 
 def run_quick_eval(settings: Settings) -> None:
@@ -174,6 +176,10 @@ def page() -> None:
     st.title("Quality")
     st.caption("How well retrieval and answers do on the hand-written dev set "
                "(`study eval`): recall@k per retriever, faithfulness and latency.")
+    if not REPORTS.is_dir():
+        st.info("Eval reports and the quick eval need a studyrag checkout (evals/reports); "
+                "this installation has none.", icon=":material/info:")
+        return
     if st.button("Run quick eval", icon=":material/play_arrow:", key="run_eval"):
         try:
             run_quick_eval(settings)

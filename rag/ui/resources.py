@@ -11,27 +11,27 @@ import json
 import logging
 import threading
 import time
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from rag.config import Settings, load_settings
+from rag.config import Settings, load_settings, nest
 
 log = logging.getLogger(__name__)
 
 # Settings that change what the index is (everything else is per-question behaviour).
 INDEX_FIELDS = (
-    "home", "notes_dir", "chroma_host", "chroma_port", "chroma_token", "chroma_token_header",
-    "collection", "embedding_model",
-    "embedding_backend", "embedding_batch_size", "chunk_size", "chunk_overlap",
-    "min_chunk_chars", "max_file_mb",
+    "home", "storage.notes_dir", "storage.chroma_host", "storage.chroma_port",
+    "storage.chroma_token", "storage.chroma_token_header", "storage.collection",
+    "storage.max_file_mb", "embedding", "chunking",
 )
 # Sidebar widgets (session-state keys) that override the configured settings.
 OVERRIDE_KEYS = {
-    "sb_backend": "backend", "sb_model": "model", "sb_k": "k",
-    "sb_ollama_host": "ollama_host", "sb_openai_base_url": "openai_base_url",
-    "sb_sources": "sources",
+    "sb_backend": "answer.backend", "sb_model": "answer.model", "sb_k": "retrieval.k",
+    "sb_ollama_host": "answer.ollama_host", "sb_openai_base_url": "answer.openai_base_url",
+    "sb_sources": "storage.sources",
 }
 
 
@@ -44,19 +44,20 @@ def session_settings() -> Settings:
     """The configured settings with this browser session's sidebar choices applied."""
     settings = base_settings()
     update: dict[str, Any] = {}
-    for key, field in OVERRIDE_KEYS.items():
+    for key, name in OVERRIDE_KEYS.items():
         value = st.session_state.get(key)
         if value not in (None, ""):
-            update[field] = value
+            update[name] = value
     if st.session_state.get("sb_extractive"):
-        update["backend"] = "extractive"
-    return settings.model_copy(update=update) if update else settings
+        update["answer.backend"] = "extractive"
+    return settings.updated(**nest(update)) if update else settings
 
 
 def settings_key(settings: Settings, fields: tuple[str, ...] | None = None) -> str:
+    """The settings (or only ``fields``, dotted names) as a cache key."""
     data = settings.model_dump(mode="json")
     if fields:
-        data = {f: data[f] for f in fields}
+        data = {f: reduce(dict.__getitem__, f.split("."), data) for f in fields}
     return json.dumps(data, sort_keys=True, default=str)
 
 

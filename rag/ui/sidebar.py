@@ -12,12 +12,12 @@ from rag.ui import resources
 
 def _defaults(settings: Settings) -> None:
     """Seed the widgets from the configured settings once per session."""
-    st.session_state.setdefault("sb_backend", settings.backend)
-    st.session_state.setdefault("sb_model", settings.model)
-    st.session_state.setdefault("sb_k", settings.k)
-    st.session_state.setdefault("sb_extractive", settings.backend == EXTRACTIVE)
-    st.session_state.setdefault("sb_ollama_host", settings.ollama_host)
-    st.session_state.setdefault("sb_openai_base_url", settings.openai_base_url)
+    st.session_state.setdefault("sb_backend", settings.answer.backend)
+    st.session_state.setdefault("sb_model", settings.answer.model)
+    st.session_state.setdefault("sb_k", settings.retrieval.k)
+    st.session_state.setdefault("sb_extractive", settings.answer.backend == EXTRACTIVE)
+    st.session_state.setdefault("sb_ollama_host", settings.answer.ollama_host)
+    st.session_state.setdefault("sb_openai_base_url", settings.answer.openai_base_url)
 
 
 def render(base: Settings) -> Settings:
