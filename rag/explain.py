@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from rag.citations import parse_sentences, render
+from rag.config import ExplainSettings
 from rag.errors import InputError, StudyragError
 from rag.evidence import (LIMIT, SCENARIO_LINE, YOUR_CHOICE, Clause, VectorCache,
                           clauses_of, distinctive_terms, is_negative, stems)
@@ -44,21 +45,6 @@ _REQUIREMENT = re.compile(
     re.IGNORECASE)
 log = logging.getLogger(__name__)
 
-# Fitted on the tune halves (exam + dev). SETTLE_LEAD refitted 2026-12-01 on the exam tune
-# half (0.1 -> 0.145: a wrong lead of 0.138 there; right ones from 0.147). A clause backs an
-# option when it names that option (>= 30 % of its distinctive IDF weight) and names no other
-# option as much; its score is cos(clause, scenario + option) + 0.4 x lexical share.
-OWN_SHARE = 0.3
-LEX_WEIGHT = 0.4
-SAME_SCENARIO = 0.5  # passage-vs-scenario (relative, 4th power) above which a write-up counts
-SAME_PROMPT = 0.7  # ... or whose own exam prompt resembles the question this much
-SETTLE_LEAD = 0.145  # the best option must lead the second by this ...
-SETTLE_COS = 0.6  # ... and its clause must resemble the scenario + option this much
-BACKS_COS = 0.55  # "backs" (and "fits") need this cosine; a contradiction needs CONTRA_COS
-CONTRA_COS = 0.5
-HIGH_LEAD = 0.2
-NAMES_COS = 0.6  # a line this close to the option's own text is about it, whatever its words
-OWNED_COS = 0.35  # a limit in a line whose subject is the option needs only this cosine
 UNKNOWN, NEIGHBOUR = -1, -2  # owner of a clause whose subject is unnamed / names no option
 Label = Literal["backs", "contradicts", "silent"]
 Confidence = Literal["high", "medium", "low", "none"]
@@ -193,6 +179,7 @@ class Explainer:
     def __init__(self, tutor, per_option_k: int = 4, scenario_k: int = 6):
         self.tutor = tutor
         self.search = tutor.search
+        self.params = tutor.settings.explain
         self.vectors = VectorCache(self.search.index.embedder)
         self.per_option_k = per_option_k
         self.scenario_k = scenario_k
@@ -225,12 +212,13 @@ class Explainer:
         about = cvecs @ self.vectors.encode([options[k] for k in keys]).T
         pvecs = self.vectors.encode([h.chunk.text for h in hits])
         prel = np.clip(pvecs @ svec, 0.01, 1.0)
-        same = (prel / prel.max()) ** 4 >= SAME_SCENARIO
+        fit = self.params
+        same = (prel / prel.max()) ** 4 >= fit.same_scenario
         prompts = [_scenario_text(h) for h in hits]
         asked = [i for i, p in enumerate(prompts) if p]
         if asked:  # a section that states this very scenario (its prompt) is about it
             sims = self.vectors.encode([prompts[i] for i in asked]) @ svec
-            sections = {_section(hits[i]) for i, sim in zip(asked, sims) if sim >= SAME_PROMPT}
+            sections = {_section(hits[i]) for i, sim in zip(asked, sims) if sim >= fit.same_prompt}
             same |= np.array([_section(h) in sections for h in hits])
         usable = np.array([not c.bound or same[c.hit_index] for c in clauses])
         lexical = self._lexical(stem, options, clauses)
@@ -248,7 +236,7 @@ class Explainer:
                 pos[i, j] = sum(w for t, w in idf.items() if t in c.pos_terms) / total
                 neg[i, j] = sum(w for t, w in idf.items() if t in c.neg_terms) / total
         owner = np.array([self._owner(c, options, distinct, df, n) for c in clauses])
-        value = cos + LEX_WEIGHT * lexical[:, None]
+        value = cos + fit.lex_weight * lexical[:, None]
         support = np.full((n, len(keys)), -np.inf)
         against = np.full((n, len(keys)), -np.inf)
         named_any = np.full((n, len(keys)), -np.inf)
@@ -256,12 +244,13 @@ class Explainer:
         limits = np.array([bool(LIMIT.search(c.text)) or is_negative(c.text) for c in clauses])
         for j in range(len(keys)):
             others = [x for x in range(len(keys)) if x != j]
-            alone = pos[:, others].max(axis=1) < OWN_SHARE if others else np.ones(n, bool)
-            backs = usable & (pos[:, j] >= OWN_SHARE) & alone
+            alone = pos[:, others].max(axis=1) < fit.own_share if others else np.ones(n, bool)
+            backs = usable & (pos[:, j] >= fit.own_share) & alone
             # a line whose subject is something else describes and limits it in nothing
             mine = (owner == j) | (owner == UNKNOWN)
             support[backs, j] = value[backs, j]
-            stated = usable & mine & ((pos[:, j] >= OWN_SHARE / 2) | (about[:, j] >= NAMES_COS))
+            stated = usable & mine & ((pos[:, j] >= fit.own_share / 2)
+                                      | (about[:, j] >= fit.names_cos))
             named_any[stated, j] = value[stated, j] + 0.5 * pos[stated, j]
             # A limit counts against an option only in a line about it: naming it, and not
             # naming another option as much ("When to use EBS > ... does not destroy data"
@@ -269,15 +258,15 @@ class Explainer:
             share = np.maximum(pos[:, j], neg[:, j])
             rival = np.maximum(pos[:, others], neg[:, others]).max(axis=1) if others \
                 else np.zeros(n)
-            about_it = (owner == j) | ((owner == UNKNOWN) & (share >= OWN_SHARE) & (share > rival))
-            limited = usable & about_it & ((neg[:, j] >= OWN_SHARE) | limits)
+            about_it = (owner == j) | ((owner == UNKNOWN) & (share >= fit.own_share)
+                                       & (share > rival))
+            limited = usable & about_it & ((neg[:, j] >= fit.own_share) | limits)
             against[limited, j] = value[limited, j]
-            own = usable & mine & (pos[:, j] >= 2 * OWN_SHARE) & alone
+            own = usable & mine & (pos[:, j] >= 2 * fit.own_share) & alone
             describes[own, j] = value[own, j]
         return _Scored(clauses, usable, support, against, named_any, describes, cos, owner)
 
-    @staticmethod
-    def _owner(clause: Clause, options: dict[str, str], distinct: dict[str, set[str]],
+    def _owner(self, clause: Clause, options: dict[str, str], distinct: dict[str, set[str]],
                df: dict[str, int], n: int) -> int:
         """The option a clause is about, read from its subject (``Clause.subjects``, nearest
         first). A subject that starts with a name decides: the option that writes that name,
@@ -300,7 +289,7 @@ class Explainer:
                 if not holders:
                     return NEIGHBOUR
                 shares = [s if j in holders else 0.0 for j, s in enumerate(shares)]
-            elif max(shares) < OWN_SHARE:
+            elif max(shares) < self.params.own_share:
                 continue
             best = max(shares)
             if shares.count(best) > 1:
@@ -320,8 +309,7 @@ class Explainer:
         return np.array([sum(w for t, w in weights.items() if t in stems(c.context)) / total
                          for c in clauses])
 
-    @staticmethod
-    def decide(scored: _Scored, keys: list[str]) -> tuple[str | None, Confidence]:
+    def decide(self, scored: _Scored, keys: list[str]) -> tuple[str | None, Confidence]:
         """The best-backed option when it leads clearly and its clause fits the scenario."""
         if not scored.clauses or len(keys) < 2:
             return None, "none"
@@ -331,9 +319,9 @@ class Explainer:
         top, second = order[0], order[1]
         lead = best[top] - best[second]
         at = int(np.argmax(scored.support[:, top]))
-        if lead >= SETTLE_LEAD and np.isfinite(scored.support[at, top]) \
-                and scored.cos[at, top] >= SETTLE_COS:
-            return keys[top], "high" if lead >= HIGH_LEAD else "medium"
+        if lead >= self.params.settle_lead and np.isfinite(scored.support[at, top]) \
+                and scored.cos[at, top] >= self.params.settle_cos:
+            return keys[top], "high" if lead >= self.params.high_lead else "medium"
         return None, "none"
 
     # --- public API -----------------------------------------------------------------------
@@ -373,7 +361,7 @@ class Explainer:
             result.explanation = (
                 "Your notes don't cover this scenario, so they can't explain the answer.")
             return result
-        result = _Writer(result, stem, hits, scored, keys).write()
+        result = _Writer(result, stem, hits, scored, keys, self.params).write()
         return self._generate(result)
 
     # --- a configured generator rewrites the chosen evidence --------------------------------
@@ -452,8 +440,9 @@ class _Writer:
     """The rules' explanation: picks the lines, numbers the citations, writes the text."""
 
     def __init__(self, result: Explanation, stem: str, hits: list[Hit], scored: _Scored,
-                 keys: list[str]):
+                 keys: list[str], params: ExplainSettings):
         self.r = result
+        self.params = params
         self.stem = stem
         self.hits = hits
         self.s = scored
@@ -498,9 +487,9 @@ class _Writer:
     def limit_of(self, letter: str, fresh: bool = True) -> int | None:
         """The line that states the option's limit: one whose subject is the option first,
         else any line about it that is close to the scenario."""
-        owned = self.best(self.s.against, letter, OWNED_COS, fresh, owned=True)
-        return owned if owned is not None else self.best(self.s.against, letter, CONTRA_COS,
-                                                         fresh)
+        owned = self.best(self.s.against, letter, self.params.owned_cos, fresh, owned=True)
+        return owned if owned is not None else self.best(self.s.against, letter,
+                                                         self.params.contra_cos, fresh)
 
     def write(self) -> Explanation:
         r, opts = self.r, self.r.options
@@ -523,7 +512,7 @@ class _Writer:
                 sec.chosen_fails.append(self.reason(
                     i, f"{chosen} ({_short(opts[chosen])}) falls short. {self.says(i)}"))
             elif wrong:
-                j = self.best(self.s.describes, chosen, BACKS_COS)
+                j = self.best(self.s.describes, chosen, self.params.backs_cos)
                 if j is not None:
                     sec.chosen_fails.append(self.reason(
                         j, f"Your notes link {chosen} ({_short(opts[chosen])}) only with "
@@ -538,13 +527,14 @@ class _Writer:
                          "this requirement."))
 
         if correct is not None:
-            i = self.best(self.s.named, correct, BACKS_COS)
+            i = self.best(self.s.named, correct, self.params.backs_cos)
             if i is not None:
                 sec.correct_fits.append(self.reason(
                     i, f"{correct} ({_short(opts[correct])}) fits. {self.says(i)}"))
                 self.fits_at = i
                 more = self._same_passage(i, correct)
-                more = more if more is not None else self.best(self.s.named, correct, BACKS_COS)
+                if more is None:
+                    more = self.best(self.s.named, correct, self.params.backs_cos)
                 if more is not None:
                     sec.correct_fits.append(self.reason(more))
             else:
@@ -565,7 +555,7 @@ class _Writer:
         hit = self.s.clauses[anchor].hit_index
         near = [i for i in range(len(self.s.clauses)) if self.s.clauses[i].hit_index == hit
                 and self._shown(i) and np.isfinite(self.s.support[i, j])
-                and self.s.cos[i, j] >= BACKS_COS]
+                and self.s.cos[i, j] >= self.params.backs_cos]
         return max(near, key=lambda i: self.s.support[i, j], default=None)
 
     def _evidence(self) -> list[OptionEvidence]:
@@ -579,7 +569,7 @@ class _Writer:
             correct = letter == self.r.correct
             wrong = self.r.correct is not None and not correct
             against = self.limit_of(letter, fresh=False)
-            backs = self.best(self.s.support, letter, BACKS_COS, fresh=False)
+            backs = self.best(self.s.support, letter, self.params.backs_cos, fresh=False)
             if correct and self.fits_at is not None:
                 i, label = self.fits_at, "backs"
             elif against is not None and not correct and (

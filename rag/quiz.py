@@ -32,6 +32,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from rag.config import QuizSettings
 from rag.errors import InputError, StudyragError
 from rag.evidence import NEGATIVE, VectorCache, clauses_of, heading_at, stems
 from rag.extractive import _finish, lead_of, split_units
@@ -40,14 +41,8 @@ from rag.text import STOP, content_terms, sentences, strip_markup
 
 log = logging.getLogger(__name__)
 Source = Literal["harvested", "which-fits", "true-statement", "generated"]
-SUPPORT_MIN = 0.72
-DISTRACTOR_MAX = 0.72
-DUPLICATE_COS = 0.88
-SAME_AS_ANSWER = 0.8  # a distractor whose own note line says this much the same is not wrong
-TOPIC_MIN = 0.35
-KIND_MIN = 0.35  # mean-line-vector similarity of two names that are alternatives of one kind
 _LISTED = re.compile(r"^\s*(?:,|;|/|&|and|or|vs\.?|versus|,\s*and|,\s*or|\bnor)\s*$",
-                     re.IGNORECASE)  # a source line must be this close to the topic phrase (or name its terms)
+                     re.IGNORECASE)
 _GENERIC_HEADING = re.compile(
     r"^(understanding|analy[sz]ing|why|key points|conclusion|correct solution|comparison|"
     r"example|importance|factors|alternatives|choosing|questions|resources|table of contents|"
@@ -281,7 +276,7 @@ class Vocabulary:
     def mentions(self, text: str, name: str) -> bool:
         return name in self.find(text)
 
-    def siblings(self, name: str, vectors: VectorCache) -> list[str]:
+    def siblings(self, name: str, vectors: VectorCache, kind_min: float) -> list[str]:
         """Alternatives of the same kind: names the notes list as alternatives to this one,
         ranked by how alike the notes' lines about each are (the mean line vector is what a
         name *is* in these notes). Never one that contains it or is part of it ("S3" and "S3
@@ -297,7 +292,7 @@ class Vocabulary:
             return []
         own = self.kind(name, vectors)
         scored = [(float(self.kind(o, vectors) @ own) + 0.03 * min(t, 5), o) for o, t in pool]
-        return [o for score, o in sorted(scored, reverse=True) if score >= KIND_MIN]
+        return [o for score, o in sorted(scored, reverse=True) if score >= kind_min]
 
     def kind(self, name: str, vectors: VectorCache) -> np.ndarray:
         lines = [t for t, _ in self.lines.get(name, [])[:12]] or [name]
@@ -313,8 +308,9 @@ def _norm(text: str) -> str:
 class Validator:
     """Checks a question against its passage; remembers accepted ones to catch duplicates."""
 
-    def __init__(self, embedder):
+    def __init__(self, embedder, params: QuizSettings = QuizSettings()):
         self.vectors = VectorCache(embedder)
+        self.params = params
         self.accepted: list[np.ndarray] = []
 
     def support(self, question: Question) -> list[float]:
@@ -359,14 +355,15 @@ class Validator:
         if question.source != "harvested":
             scores = self.support(question)
             right = scores[question.answer_index]
-            if right < SUPPORT_MIN:
+            if right < self.params.support_min:
                 problems.append(f"answer not supported by the cited passage ({right:.2f})")
+            too_close = min(self.params.distractor_max, right - 0.05)
             for i, score in enumerate(scores):
-                if i != question.answer_index and score >= min(DISTRACTOR_MAX, right - 0.05):
+                if i != question.answer_index and score >= too_close:
                     problems.append(f"distractor {question.options[i]!r} is also supported "
                                     f"({score:.2f})")
         vec = self.vectors.encode([f"{question.stem} {question.answer}"])[0]
-        if any(float(vec @ other) >= DUPLICATE_COS for other in self.accepted):
+        if any(float(vec @ other) >= self.params.duplicate_cos for other in self.accepted):
             problems.append("near-duplicate of an earlier question")
         if not problems and remember:
             self.accepted.append(vec)
@@ -436,8 +433,9 @@ class QuestionWriter:
     """Rule-based questions from the lines of retrieved passages (see the module doc)."""
 
     def __init__(self, vocab: Vocabulary, vectors: VectorCache, rng: random.Random,
-                 chunks: list[Chunk]):
+                 chunks: list[Chunk], params: QuizSettings):
         self.vocab = vocab
+        self.params = params
         self.vectors = vectors
         self.rng = rng
         self.chunks = chunks
@@ -568,7 +566,7 @@ class QuestionWriter:
             pool = list(line.alternatives)
             self.rng.shuffle(pool)
         else:
-            pool = [s for s in self.vocab.siblings(line.subject, self.vectors)
+            pool = [s for s in self.vocab.siblings(line.subject, self.vectors, self.params.kind_min)
                     if s not in others]
         if len(pool) < 3:
             return None
@@ -580,7 +578,7 @@ class QuestionWriter:
                 continue
             sims = self.vectors.encode([t for t, _ in said]) @ pvec
             best = int(np.argmax(sims))
-            if sims[best] >= SAME_AS_ANSWER:
+            if sims[best] >= self.params.same_as_answer:
                 continue  # the notes say much the same about it: it would be right too
             picked.append((name, said[best][0], float(sims[best]), said[best][1]))
             if len(picked) == 3:
@@ -665,7 +663,7 @@ class QuestionWriter:
             said = set(answer.lower().split())
             distractors = [f"Use {n}" for n in rejected
                            if n not in named and not set(n.lower().split()) <= said]
-            for n in self.vocab.siblings(named[0], self.vectors):
+            for n in self.vocab.siblings(named[0], self.vectors, self.params.kind_min):
                 if len(distractors) >= 3:
                     break
                 if n not in named and f"Use {n}" not in distractors \
@@ -699,7 +697,7 @@ class QuizMaker:
         self.index = tutor.search.index
         self.progress = progress
         self.rng = random.Random(seed)
-        self.validator = Validator(self.index.embedder)
+        self.validator = Validator(self.index.embedder, tutor.settings.quiz)
         self.vectors = self.validator.vectors
         self.stats = QuizStats()
         self._vocab: Vocabulary | None = None
@@ -717,7 +715,8 @@ class QuizMaker:
     def writer(self) -> "QuestionWriter":
         if self._writer is None:
             self._writer = QuestionWriter(self.vocab, self.vectors, self.rng,
-                                          list(self.index.chunks().values()))
+                                          list(self.index.chunks().values()),
+                                          self.tutor.settings.quiz)
         return self._writer
 
     def unit_values(self) -> dict[str, set[str]]:
@@ -783,7 +782,7 @@ class QuizMaker:
             for ln, sim in zip(lines, sims):
                 named = len(topic_terms & stems(f"{ln.chunk.heading} {ln.text}"))
                 ln.topic_sim = float(sim) + 0.1 * min(named, 2)
-            lines = [ln for ln in lines if ln.topic_sim >= TOPIC_MIN]
+            lines = [ln for ln in lines if ln.topic_sim >= self.tutor.settings.quiz.topic_min]
             lines.sort(key=lambda ln: -ln.topic_sim)
         by_kind: dict[str, list[Question]] = defaultdict(list)
         chunks = [h.chunk for h in hits]

@@ -127,9 +127,9 @@ def test_bad_input_is_one_input_error(explainer):
 def _openai_explainer(corpus_settings, search, stub) -> Explainer:
     from rag.chains import Tutor
 
-    settings = corpus_settings.model_copy(update={
+    settings = corpus_settings.updated(answer={
         "backend": "openai", "openai_base_url": stub.base_url, "model": stub.models[0],
-        "generation_timeout_s": 5.0})
+        "timeout_s": 5.0})
     return Explainer(Tutor(settings, search))
 
 
