@@ -33,7 +33,8 @@ def main() -> int:
         if not notes.is_dir():
             print(f"skipping {name}: {notes} missing", file=sys.stderr)
             continue
-        settings = eval_settings(load_settings(answer={"backend": "embedded", "embedded_lead": True}), notes)
+        answer = {"backend": "embedded", "embedded_lead": True}
+        settings = eval_settings(load_settings(answer=answer), notes)
         index = NoteIndex(settings)
         index.ingest(settings.storage.notes_dir)
         tutor = Tutor(settings, HybridSearch(settings, index))

@@ -113,8 +113,8 @@ class PlainRecipe:
         for path in sorted(Path(self.settings.storage.notes_dir).rglob("*")):
             if path.suffix.lower() in (".md", ".txt", ".markdown") and path.is_file():
                 text = path.read_text(encoding="utf-8", errors="replace")
-                docs.append(Document(page_content=text, metadata={
-                    "file": path.relative_to(self.settings.storage.notes_dir).as_posix(), "full": text}))
+                file = path.relative_to(self.settings.storage.notes_dir).as_posix()
+                docs.append(Document(page_content=text, metadata={"file": file, "full": text}))
         chunks = self.splitter.split_documents(docs)
         for c in chunks:
             full = c.metadata.pop("full")

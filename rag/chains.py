@@ -10,8 +10,8 @@
 Every generated sentence is checked against the passages it cites (``rag.verify``);
 unsupported ones are dropped or marked (``settings.answer.unsupported``) and, when fewer than
 half survive (or the embedded lead fails), the extractive answer is returned with
-``fell_back=True``. A generator that is missing or fails also falls back. ``backend="auto"`` picks the measured default
-(``settings.answer.auto_prefers_embedded``).
+``fell_back=True``. A generator that is missing or fails also falls back. ``backend="auto"``
+picks the measured default (``settings.answer.auto_prefers_embedded``).
 
 The steps are plain methods, not LCEL runnables: the answer streams text and ends with a
 typed ``Answer``, which no runnable composition carries better than a generator does.

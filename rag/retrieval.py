@@ -61,7 +61,8 @@ class HybridSearch:
     def __init__(self, settings: Settings, index: NoteIndex | None = None):
         self.settings = settings
         self.index = index or NoteIndex(settings)
-        if settings.storage.sources:  # quiz and topics list chunks themselves: show them the sources
+        # quiz and topics list chunks themselves: show them the sources
+        if settings.storage.sources:
             self.index = SourceScope(self.index, settings.storage.sources)
 
     def source_files(self, sources: list[str] | None = None) -> set[str] | None:
@@ -100,11 +101,13 @@ class HybridSearch:
                      self.settings.retrieval.lines_weight],
         )
         dense_map, bm25_map = dict(dense), dict(sparse)
-        order = sorted(fused, key=fused.get, reverse=True)[: max(self.settings.retrieval.rerank_depth, k)]
+        depth = max(self.settings.retrieval.rerank_depth, k)
+        order = sorted(fused, key=fused.get, reverse=True)[:depth]
         vectors = self.index.vectors(order)
         # The single-retriever modes exist to measure the parts: no rerank there.
         scores = self.rerank(question, order, fused) if mode == "hybrid" else fused
         hits: list[Hit] = []
+        dedup = self.settings.retrieval.dedup_threshold
         for cid in sorted(scores, key=scores.get, reverse=True):
             chunk = self.index.chunk(cid)
             if chunk is None or cid not in vectors:
@@ -113,7 +116,7 @@ class HybridSearch:
             if sim is None:
                 sim = float(vectors[cid] @ qvec)
             hit = Hit(cid, chunk, scores[cid], sim, bm25_map.get(cid, 0.0))
-            if any(near_duplicate(hit, h, vectors, self.settings.retrieval.dedup_threshold) for h in hits):
+            if any(near_duplicate(hit, h, vectors, dedup) for h in hits):
                 continue
             hits.append(hit)
             if len(hits) == k:

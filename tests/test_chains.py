@@ -146,8 +146,9 @@ def test_auto_prefers_the_measured_default(corpus_settings):
 
 # --- OpenAI-compatible backend against a real local server --------------------------------
 def _openai_tutor(corpus_settings, search, stub):
-    settings = corpus_settings.updated(answer={"backend": "openai", "openai_base_url": stub.base_url,
-                                               "model": stub.models[0], "timeout_s": 5.0})
+    settings = corpus_settings.updated(answer={
+        "backend": "openai", "openai_base_url": stub.base_url, "model": stub.models[0],
+        "timeout_s": 5.0})
     return Tutor(settings, search)
 
 

@@ -71,11 +71,12 @@ def translate_error(
                 "STUDYRAG_ANSWER__MODEL to a model from `ollama list`."
             )
         return GenerationError(
-            f"{label} does not serve model '{model}' ({message}) — set STUDYRAG_ANSWER__MODEL to one "
-            "of the models `study models` lists."
+            f"{label} does not serve model '{model}' ({message}) — set STUDYRAG_ANSWER__MODEL "
+            "to one of the models `study models` lists."
         )
     if status == 404:
-        hint = " (does STUDYRAG_ANSWER__OPENAI_BASE_URL end with /v1?)" if backend == "openai" else ""
+        hint = (" (does STUDYRAG_ANSWER__OPENAI_BASE_URL end with /v1?)"
+                if backend == "openai" else "")
         return GenerationError(f"{label} answered 404 Not Found{hint}: {message}")
     if status == 429:
         return GenerationError(f"{label} is rate-limiting requests (HTTP 429) — try again later.")

@@ -177,7 +177,8 @@ def backend_status(settings: Settings) -> list[BackendStatus]:
     for worker in workers:
         worker.join(max(0.0, deadline - time.monotonic()))
     return [
-        results.get(name) or BackendStatus(name, settings.answer.model, False, "status check timed out.")
+        results.get(name)
+        or BackendStatus(name, settings.answer.model, False, "status check timed out.")
         for name in table
     ]
 

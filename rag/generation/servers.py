@@ -88,7 +88,8 @@ def ollama_status(settings: Settings) -> BackendStatus:
     if not model:
         return BackendStatus(
             "ollama", "", False,
-            f"Ollama at {host} is running with {listing} — set STUDYRAG_ANSWER__MODEL to one of them.",
+            f"Ollama at {host} is running with {listing} — set STUDYRAG_ANSWER__MODEL to one of "
+            "them.",
         )
     if not _ollama_has(names, model):
         return BackendStatus(
@@ -103,7 +104,8 @@ def openai_status(settings: Settings) -> BackendStatus:
     if not settings.answer.openai_base_url.strip():
         return BackendStatus(
             "openai", settings.answer.model, False,
-            "Not configured — set STUDYRAG_ANSWER__OPENAI_BASE_URL (e.g. http://localhost:8000/v1).",
+            "Not configured — set STUDYRAG_ANSWER__OPENAI_BASE_URL "
+            "(e.g. http://localhost:8000/v1).",
         )
     base = normalise_url(settings.answer.openai_base_url)
     try:
@@ -114,8 +116,8 @@ def openai_status(settings: Settings) -> BackendStatus:
         if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
             detail = (
                 f"The OpenAI-compatible server at {base} did not answer within "
-                f"{OPENAI_PROBE_TIMEOUT_S:g} s — check STUDYRAG_ANSWER__OPENAI_BASE_URL or choose "
-                "another backend."
+                f"{OPENAI_PROBE_TIMEOUT_S:g} s — check STUDYRAG_ANSWER__OPENAI_BASE_URL or "
+                "choose another backend."
             )
         return BackendStatus("openai", settings.answer.model, False, detail)
     data = payload.get("data", []) if isinstance(payload, dict) else []
@@ -130,7 +132,8 @@ def openai_status(settings: Settings) -> BackendStatus:
             )
         return BackendStatus(
             "openai", ids[0], True,
-            f"reachable at {base}; STUDYRAG_ANSWER__MODEL unset, using '{ids[0]}' (models: {listing}).",
+            f"reachable at {base}; STUDYRAG_ANSWER__MODEL unset, using '{ids[0]}' "
+            f"(models: {listing}).",
         )
     if ids and model not in ids:
         # Some servers (aliases, routers) accept names they do not list: warn, don't block.

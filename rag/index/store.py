@@ -63,14 +63,15 @@ def _refused_status(exc: Exception) -> int | None:
 
 
 def _auth_error(settings: Settings, status: int) -> ChromaAuthError:
-    where = f"Chroma server {settings.storage.chroma_host}:{settings.storage.chroma_port}"
+    where = f"Chroma server {settings.storage.chroma_server}"
     if not settings.storage.chroma_token:
         return ChromaAuthError(
             f"{where} refused the request (HTTP {status}): it needs a token; set chroma_token "
             "(STUDYRAG_STORAGE__CHROMA_TOKEN).")
     return ChromaAuthError(
         f"{where} refused the token (HTTP {status}); check chroma_token "
-        f"(STUDYRAG_STORAGE__CHROMA_TOKEN) and chroma_token_header (now {settings.storage.chroma_token_header}).")
+        "(STUDYRAG_STORAGE__CHROMA_TOKEN) and chroma_token_header "
+        f"(now {settings.storage.chroma_token_header}).")
 
 
 def open_client(settings: Settings):
@@ -79,8 +80,9 @@ def open_client(settings: Settings):
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-    if settings.storage.chroma_host:
-        deadline = time.monotonic() + settings.storage.chroma_timeout_s
+    store = settings.storage
+    if store.chroma_host:
+        deadline = time.monotonic() + store.chroma_timeout_s
         delay, last = 0.25, None
         while True:
             try:
@@ -88,12 +90,12 @@ def open_client(settings: Settings):
 
                 # chromadb's own HTTP session has no timeout and its constructor already talks
                 # to the server: probe first, so a hung server cannot hang us.
-                httpx.get(f"http://{settings.storage.chroma_host}:{settings.storage.chroma_port}/api/v2/"
-                          "heartbeat", headers=settings.storage.chroma_headers,
-                          timeout=settings.storage.chroma_timeout_s).raise_for_status()
+                httpx.get(f"http://{store.chroma_server}/api/v2/heartbeat",
+                          headers=store.chroma_headers,
+                          timeout=store.chroma_timeout_s).raise_for_status()
                 client = chromadb.HttpClient(
-                    host=settings.storage.chroma_host, port=settings.storage.chroma_port,
-                    headers=settings.storage.chroma_headers, settings=chroma_settings,
+                    host=store.chroma_host, port=store.chroma_port,
+                    headers=store.chroma_headers, settings=chroma_settings,
                 )
                 # chromadb's HTTP session has no timeout: a stopped server would hang us.
                 session = getattr(getattr(client, "_server", None), "_session", None)
@@ -112,9 +114,10 @@ def open_client(settings: Settings):
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
         raise IndexUnavailableError(
-            f"Chroma server {settings.storage.chroma_host}:{settings.storage.chroma_port} is not reachable "
+            f"Chroma server {store.chroma_server} is not reachable "
             f"({type(last).__name__}); start it with `chroma run --path DIR --port "
-            f"{settings.storage.chroma_port}` or unset STUDYRAG_STORAGE__CHROMA_HOST to use the local index."
+            f"{store.chroma_port}` or unset STUDYRAG_STORAGE__CHROMA_HOST to use the local "
+            "index."
         )
     path = settings.index_dir / "chroma"
     try:
@@ -184,8 +187,9 @@ class ChromaStore:
         except StudyragError:
             raise
         except Exception as exc:
-            where = (f"Chroma server {self.settings.storage.chroma_host}:{self.settings.storage.chroma_port}"
-                     if self.settings.storage.chroma_host else f"index at {self.settings.index_dir}")
+            store = self.settings.storage
+            where = (f"Chroma server {store.chroma_server}" if store.chroma_host
+                     else f"index at {self.settings.index_dir}")
             self._collection = None
             raise IndexUnavailableError(
                 f"{what} failed on the {where}: {type(exc).__name__}: {str(exc)[:200]}. "

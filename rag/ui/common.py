@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 HINTS: list[tuple[type, str]] = [
     (IndexMissingError, "Open the **Notes** page and click **Re-index**."),
-    (ChromaAuthError, "Fix the token setting (STUDYRAG_STORAGE__CHROMA_TOKEN) and reload the page."),
+    (ChromaAuthError,
+     "Fix the token setting (STUDYRAG_STORAGE__CHROMA_TOKEN) and reload the page."),
     (IndexUnavailableError, "Check the Chroma server, or re-index on the **Notes** page."),
     (GenerationError, "Pick another backend in the sidebar or turn on **Extractive mode**."),
     (ConfigError, "Fix the setting (config.toml or STUDYRAG_* variable) and reload the page."),

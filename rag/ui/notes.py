@@ -140,8 +140,8 @@ def page() -> None:
                 show_error(exc)
 
     st.subheader("Re-index")
-    st.caption(f"Configured notes folder: `{settings.storage.notes_dir}`. Re-indexing is incremental: "
-               "only changed files are embedded again.")
+    st.caption(f"Configured notes folder: `{settings.storage.notes_dir}`. Re-indexing is "
+               "incremental: only changed files are embedded again.")
     col1, col2 = st.columns(2)
     if col1.button("Re-index notes", icon=":material/sync:", key="reindex", width="stretch"):
         reindex_all(settings, rebuild=False)
