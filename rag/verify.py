@@ -11,8 +11,10 @@ The score combines three measurable signals against the cited evidence:
 
 Hard rules cap the score at 0: every number in the sentence (unit-normalised: ``15-minute`` =
 ``15 minutes``, ``10GB`` = ``10 GB``, ``fifteen`` = ``15``; with its base: ``3,000 IOPS per
-volume`` is not ``per GB``) and every AWS service or database engine it names must appear in
-the evidence, and no clause or "and" part of it may be missing from the evidence entirely.
+volume`` is not ``per GB``) and every name it states (acronym, CamelCase, capitalised word) must
+appear in the evidence, and no clause or "and" part of it may be missing from the evidence
+entirely. A sentence that opens with its passage's own heading ("ECS Cluster: ...", the
+extractive answer's lead-in) is checked after it: the heading names the topic, not a claim.
 ``verify.support_threshold`` (calibrated on ``evals/datasets/verifier_pairs.jsonl`` by
 ``study eval-verifier``) turns the score into a verdict.
 """
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag.config import VerifySettings
-from rag.text import mentions, names, content_terms
+from rag.text import content_terms, mentions, names, strip_markup
 
 # --- numbers ---------------------------------------------------------------------------
 _NUMBER_WORDS = {
@@ -210,8 +212,8 @@ class Verifier:
     params: VerifySettings = field(default_factory=VerifySettings)
 
     def check(self, sentence: str, passages: Sequence[str]) -> Verdict:
-        text = " ".join(sentence.split())
         split = [_split_heading(p) for p in passages]
+        text = _without_heading_lead(" ".join(sentence.split()), split)
         lines = evidence_lines([f"{h}\n{b}" if h else b for h, b in split])
         evidence = "\n".join(f"{h}\n{b}" for h, b in split)
         if not lines or not content_terms(text):
@@ -279,7 +281,10 @@ class Verifier:
         """
         whole = {_flat(c) for line in lines for c in [line, *sentence_clauses(line)]}
         for k, clause in enumerate(clauses):
-            ckeys = _keys(clause)
+            # Aligned by what the clause says, not by whom it names (the names rule checks
+            # those; the passage's subject is on many of its lines).
+            named = {n[:5] for n in names(clause)}
+            ckeys = _keys(clause) - named or _keys(clause)
             if not ckeys or _flat(clause) in whole:
                 continue
 
@@ -308,6 +313,19 @@ def with_heading(heading: str, text: str) -> str:
 
 
 HEADING_MARK = "#> "
+
+
+_HEADING_LINE = re.compile(r"^\s*#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+def _without_heading_lead(text: str, split: Sequence[tuple[str, str]]) -> str:
+    """``text`` without a leading "Heading: " that is a heading of a cited passage."""
+    lead, sep, rest = text.partition(": ")
+    if not sep or not content_terms(rest):
+        return text
+    headings = {part.lower() for head, body in split
+                for part in [*head.split(" > "), *map(strip_markup, _HEADING_LINE.findall(body))]}
+    return rest if lead.strip().lower() in headings else text
 
 
 def _split_heading(passage: str) -> tuple[str, str]:

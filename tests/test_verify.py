@@ -166,3 +166,19 @@ def test_judge_interface(corpus_settings, search):
     judge = make_judge(corpus_settings, search.index.embedder)
     assert judge("Each token has a lifetime of 15 minutes.", [PASSAGE]) is True
     assert judge("Each token has a lifetime of 45 minutes.", [PASSAGE]) is False
+
+
+def test_a_lead_in_naming_the_passage_heading_is_not_a_claim(verifier):
+    """The extractive answer leads a line with its heading ("ECS Cluster: ..."): the heading
+    names the topic of the cited passage; the claim after it is what is checked."""
+    passage = with_heading("Containers > ECS Cluster", "- Tasks run on a cluster of EC2 "
+                           "instances or on Fargate\n- Secrets come from Parameter Store")
+    line = "Secrets come from Parameter Store."
+    assert verifier.check(f"ECS Cluster: {line}", [passage]).supported
+    inner = "## ECS Cluster\n- Secrets come from Parameter Store"
+    assert verifier.check(f"ECS Cluster: {line}", [inner]).supported
+    # Another heading than the passage's is still a name the evidence must carry, and the
+    # claim after a real heading is still checked.
+    assert not verifier.check(f"EKS Cluster: {line}", [passage]).supported
+    assert not verifier.check("ECS Cluster: Secrets come from Secrets Manager only.",
+                              [passage]).supported
