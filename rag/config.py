@@ -2,8 +2,8 @@
 explicit overrides.
 
 Each group (``storage``, ``retrieval``, ``answer``, ...) is a TOML table (``[retrieval] k = 5``)
-and an environment prefix (``STUDYRAG_RETRIEVAL__K=5``); the fitted weights and thresholds of
-every module live here, so that nothing tunes behaviour from a module constant. All state
+and an environment prefix (``STUDYRAG_RETRIEVAL__K=5``); the modules' fitted weights and
+thresholds live here, not in module constants, so that they can be read and refitted. All state
 (index, BM25, caches, progress database) lives under ``home`` so that a user can move, back up
 or wipe it in one place; ``home`` is the one top-level setting because it also locates the
 config file.
