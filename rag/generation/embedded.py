@@ -104,7 +104,7 @@ class EmbeddedChatModel(BaseChatModel):
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         """Tracing metadata; LangChain's standard tests require the model name in it."""
         params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_model_name"] = EMBEDDED_MODEL
+        params["ls_model_name"] = kwargs.get("model", EMBEDDED_MODEL)  # a traced override
         params["ls_max_tokens"] = int(kwargs.get("max_new_tokens", self.max_new_tokens))
         return params
 
