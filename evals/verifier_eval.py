@@ -40,11 +40,11 @@ def make_llm_judge(settings) -> Callable[[str, list[str]], bool]:
     from langchain_core.prompts import ChatPromptTemplate
 
     from rag.errors import ConfigError
-    from rag.generation import get_chat_model, resolve_backend
+    from rag.generation import get_chat_model, resolve_backend, writes
 
-    backend = settings.answer.backend if settings.answer.backend in ("ollama", "openai") else (
+    backend = settings.answer.backend if writes(settings.answer.backend) else (
         resolve_backend(settings))
-    if backend not in ("ollama", "openai"):
+    if not writes(backend):
         raise ConfigError("--judge llm needs an Ollama or OpenAI-compatible model: set "
                           "STUDYRAG_ANSWER__BACKEND=ollama (with STUDYRAG_ANSWER__MODEL) or "
                           "STUDYRAG_ANSWER__OPENAI_BASE_URL, or use the default judge.")

@@ -37,6 +37,7 @@ from rag.abstain import abstains as weak_evidence
 from rag.citations import (markers, parse_sentences, render, renumber, renumber_shown,
                            strip_citations, valid_citations)
 from rag.extractive import Candidates, Extract, candidates, compose
+from rag.generation.registry import writes
 from rag.models import Answer, Hit, Passage, Sentence
 from rag.prompts import NOT_COVERED
 from rag.retrieval import HybridSearch, clean_question
@@ -160,7 +161,7 @@ class Tutor:
         (history-aware LCEL prompt), else the heuristic :func:`condense_question`."""
         if not history:
             return question
-        if self.settings.answer.condense_with_model and self.backend in ("ollama", "openai"):
+        if self.settings.answer.condense_with_model and writes(self.backend):
             try:
                 texts = self.settings.prompts
                 template = prompts.chat_template(texts.condense_system, texts.condense_user)

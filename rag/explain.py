@@ -31,6 +31,7 @@ from rag.errors import InputError, StudyragError
 from rag.evidence import (LIMIT, SCENARIO_LINE, YOUR_CHOICE, Clause, VectorCache,
                           clauses_of, distinctive_terms, is_negative, stems)
 from rag.extractive import _finish
+from rag.generation.registry import writes
 from rag.models import Citation, Hit
 from rag.retrieval import clean_question
 from rag.text import content_terms, mentions, names, sentences, stem, strip_markup
@@ -370,7 +371,7 @@ class Explainer:
 
         Every generated sentence must cite one of those lines and pass the support check
         (``rag.verify``) against the lines it cites; otherwise the rules' text stays."""
-        if self.tutor.backend not in ("ollama", "openai") or not result.citations:
+        if not writes(self.tutor.backend) or not result.citations:
             return result
         quotes = _cited_quotes(result)
         if not quotes:

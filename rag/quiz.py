@@ -41,6 +41,7 @@ from rag.config import QuizSettings
 from rag.errors import InputError, StudyragError
 from rag.evidence import NEGATIVE, VectorCache, clauses_of, heading_at, stems
 from rag.extractive import _finish, lead_of, split_units
+from rag.generation.registry import writes
 from rag.models import Chunk, Hit, Passage
 from rag.text import STOP, WORD, content_terms, sentences, strip_markup
 
@@ -980,7 +981,7 @@ class QuizMaker:
         if n < 1:
             raise InputError("Ask for at least one question (--n 1).")
         pool = self.candidates(topic)
-        if self.tutor.backend in ("ollama", "openai"):
+        if writes(self.tutor.backend):
             for hit in self.passages(topic)[: n]:
                 q = self.generate(hit.chunk, topic or _topic_of(hit.chunk))
                 if q:

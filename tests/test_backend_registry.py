@@ -68,6 +68,9 @@ def test_entry_point_backend_is_registered_offered_and_valid(plugin_path: Path) 
     assert {s.name: s for s in backend_status(settings)}["echo"].usable
     assert get_chat_model(settings).invoke("hi").content == "Echo [1]."
     assert resolve_backend(settings.updated(answer={"backend": "auto"})) != "echo"
+    # Only a backend that says it writes is trusted with study text.
+    from rag.generation import writes
+    assert [n for n in backends() if writes(n)] == ["ollama", "openai"]
 
 
 def test_broken_or_clashing_plugins_are_skipped(plugin_path: Path,

@@ -24,6 +24,7 @@ _EXPORTS = {
     "backend_status": "registry",
     "backends": "registry",
     "generator_names": "registry",
+    "writes": "registry",
     "get_chat_model": "registry",
     "resolve_backend": "registry",
     "clear_model_cache": "cache",

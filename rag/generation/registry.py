@@ -65,7 +65,9 @@ class Backend:
     ``factory`` builds its chat model from a usable status (None: it has no model, like
     ``extractive``); ``cache_key`` says what makes two of its chat models the same. ``auto``
     tries the backends with an ``auto_rank``, lowest first, when ``configured`` says the
-    settings name one (so that ``auto`` probes no server nobody configured).
+    settings name one (so that ``auto`` probes no server nobody configured). ``writes`` marks a
+    model capable enough to write text for the study tools (condense follow-ups, explanations,
+    questions, judging support); the embedded 135M model only writes gated answer leads.
     """
 
     name: str
@@ -76,6 +78,7 @@ class Backend:
     auto_rank: int | None = None
     configured: Callable[[Settings], bool] = _always
     model_hint: str = "model name"
+    writes: bool = False
 
 
 def _lazy(path: str) -> Callable[..., Any]:
@@ -107,7 +110,7 @@ _BUILT_IN = (
         factory=_lazy("rag.generation.servers:make_ollama"),
         cache_key=_lazy("rag.generation.servers:ollama_cache_key"),
         auto_rank=20, configured=lambda settings: bool(settings.answer.model),
-        model_hint="e.g. llama3.2:3b",
+        model_hint="e.g. llama3.2:3b", writes=True,
     ),
     Backend(
         "openai", "OpenAI-compatible server",
@@ -115,7 +118,7 @@ _BUILT_IN = (
         factory=_lazy("rag.generation.servers:make_openai"),
         cache_key=_lazy("rag.generation.servers:openai_cache_key"),
         auto_rank=10, configured=lambda settings: bool(settings.answer.openai_base_url.strip()),
-        model_hint="e.g. qwen2.5-7b",
+        model_hint="e.g. qwen2.5-7b", writes=True,
     ),
 )
 
@@ -145,6 +148,12 @@ def backend_choices() -> list[str]:
 def generator_names() -> list[str]:
     """The backends that have a chat model."""
     return [name for name, backend in backends().items() if backend.factory is not None]
+
+
+def writes(name: str) -> bool:
+    """Is ``name`` a backend trusted to write study text (``Backend.writes``)?"""
+    backend = backends().get(name)
+    return bool(backend and backend.writes)
 
 
 def auto_candidates(settings: Settings) -> list[str]:
