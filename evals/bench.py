@@ -168,6 +168,7 @@ def cmd_bench(args) -> int:
         embedder = embedder_for(settings)
         load_s = time.perf_counter() - t0
         result["embedding_backend"] = embedder.backend
+        result["embedding_precision"] = embedder.precision
         result["embedder_load_s"] = load_s
         if not args.whole_process_only:
             index = NoteIndex(settings, embedder)

@@ -78,6 +78,50 @@ def test_repeated_texts_get_the_same_vectors_in_any_order(onnx_embedder, note_te
     assert np.allclose(np.linalg.norm(alone, axis=1), 1.0, atol=1e-5)
 
 
+
+@pytest.fixture(scope="module")
+def int8_embedder(onnx_embedder):
+    from rag.embeddings import Embedder
+
+    embedder = Embedder("all-MiniLM-L6-v2", "onnx", MODEL_CACHE, 64, 128, "int8")
+    assert embedder.backend == "onnx" and embedder.precision == "int8"
+    return embedder
+
+
+def test_int8_vectors_stay_close_to_fp32_and_keep_neighbours(onnx_embedder, int8_embedder,
+                                                             note_texts):
+    """int8 is a different model file (the vectors move) that still finds the same texts:
+    each note text's int8 vector is nearest to its own fp32 vector among all of them."""
+    exact = onnx_embedder.encode(note_texts)
+    quick = int8_embedder.encode(note_texts)
+    cos = (exact * quick).sum(axis=1)
+    assert np.abs(exact - quick).max() > 1e-3
+    assert cos.min() >= 0.97 and cos.mean() >= 0.99
+    assert np.allclose(np.linalg.norm(quick, axis=1), 1.0, atol=1e-5)
+    distinct = list(dict.fromkeys(note_texts))
+    sims = int8_embedder.encode(distinct) @ onnx_embedder.encode(distinct).T
+    assert (sims.argmax(axis=1) == np.arange(len(distinct))).mean() >= 0.98
+
+
+def test_int8_model_is_made_once_in_the_cache_and_reused(int8_embedder):
+    from rag.embeddings import Embedder
+
+    made = next(MODEL_CACHE.glob("onnx-*/onnx/model-int8.onnx"))
+    before = made.stat().st_mtime_ns
+    again = Embedder("all-MiniLM-L6-v2", "onnx", MODEL_CACHE, 64, 128, "int8")
+    assert made.stat().st_mtime_ns == before and again.precision == "int8"
+    assert not list(made.parent.glob("*.tmp.onnx"))
+    text = ["Lambda functions run for at most 15 minutes."]
+    assert np.abs(again.encode(text) - int8_embedder.encode(text)).max() <= 1e-6
+
+
+def test_unknown_precision_is_refused():
+    from rag.embeddings import Embedder
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fp16"):
+        Embedder("all-MiniLM-L6-v2", "onnx", MODEL_CACHE, 64, 128, "fp16")
+
 def test_onnx_embedding_imports_no_torch(onnx_embedder):
     code = (
         "import json, sys\n"
