@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+
+import Stemmer
 
 WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-/.@]*[A-Za-z0-9]|[A-Za-z0-9]")
 STOP = set(
@@ -78,12 +81,13 @@ def content_terms(text: str) -> list[str]:
     return [w for w in (t.lower() for t in WORD.findall(text)) if w not in STOP]
 
 
+STEMMER = Stemmer.Stemmer("english")  # the one stemmer: BM25 tokens and every term match
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
-    """A light suffix stripper: enough to match 'buckets' with 'bucket'."""
-    for suffix in ("ing", "ies", "es", "s", "ed"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
+    """Snowball English stem: 'buckets' = 'bucket', 'encryption' = 'encrypts'."""
+    return STEMMER.stemWord(word)
 
 
 def stems(text: str) -> set[str]:

@@ -3,7 +3,7 @@
 The score combines three measurable signals against the cited evidence:
 
 * lexical coverage — the share of the sentence's content words found in the evidence
-  (5-letter prefixes, so ``encrypts``/``encryption`` and ``natively``/``native`` match);
+  (compared as stems, the stemmer BM25 uses: ``encrypts``/``encryption`` match);
 * semantic similarity — the best cosine between the sentence and one evidence line
   (the index's own embedder, so nothing new is loaded);
 * polarity — a negation in the sentence but not in the evidence line it matches best
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag.config import VerifySettings
-from rag.text import content_terms, mentions, names, strip_markup
+from rag.text import content_terms, mentions, names, stem, strip_markup
 
 # --- numbers ---------------------------------------------------------------------------
 _NUMBER_WORDS = {
@@ -86,11 +86,11 @@ def negations(text: str) -> int:
 
 
 def new_terms(sentence: str, sources: Sequence[str]) -> list[str]:
-    """Content words of ``sentence`` that none of ``sources`` has (5-letter prefixes, so
-    inflections match). Numbers and negations are the hard rules' and polarity's business."""
+    """Content words of ``sentence`` that none of ``sources`` has (as stems, so inflections
+    match). Numbers and negations are the hard rules' and polarity's business."""
     allowed = _keys("\n".join(sources))
     return [t for t in content_terms(_ANSWER_WORD.sub("", sentence))
-            if t[:5] not in allowed and not t.replace(".", "").isdigit()
+            if stem(t) not in allowed and not t.replace(".", "").isdigit()
             and not _NEGATION.fullmatch(t)]
 
 
@@ -174,7 +174,7 @@ def unbacked_parts(clauses: Sequence[str], evidence_keys: set[str]) -> list[str]
 
 # --- lexical ---------------------------------------------------------------------------
 def _keys(text: str) -> set[str]:
-    return {t[:5] for t in content_terms(text) if not t.replace(".", "").isdigit()}
+    return {stem(t) for t in content_terms(text) if not t.replace(".", "").isdigit()}
 
 
 _LINE_SPLIT = re.compile(r"\n+|(?<=[.!?])\s+(?=[A-Z(])")
@@ -283,7 +283,7 @@ class Verifier:
         for k, clause in enumerate(clauses):
             # Aligned by what the clause says, not by whom it names (the names rule checks
             # those; the passage's subject is on many of its lines).
-            named = {n[:5] for n in names(clause)}
+            named = {stem(n) for n in names(clause)}
             ckeys = _keys(clause) - named or _keys(clause)
             if not ckeys or _flat(clause) in whole:
                 continue

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.models import Chunk
-from rag.text import stems, term_pairs
+from rag.text import STEMMER, stems, term_pairs
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +22,7 @@ def tokenize(texts: list[str]):
     """BM25 tokens: lower-cased, English stop words removed, Snowball-stemmed."""
     import bm25s
 
-    try:
-        import Stemmer
-
-        stemmer = Stemmer.Stemmer("english")
-    except ImportError:  # PyStemmer is optional; BM25 still works without stemming
-        stemmer = None
-    return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)
+    return bm25s.tokenize(texts, stopwords="en", stemmer=STEMMER, show_progress=False)
 
 
 class Bm25Index:
