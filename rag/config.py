@@ -186,6 +186,11 @@ class EmbeddingSettings(Group):
         default=128, ge=16, le=512,
         description="Tokens of each chunk the embedder reads (BM25 always sees all of it).",
     )
+    precision: Literal["fp32", "int8"] = Field(
+        default="fp32",
+        description="ONNX weights: fp32, or int8 (made once from the model on disk; ~1/3 less "
+                    "CPU to index, but tune-half MRR fell 0.03: evals/reports/*-speed-int8x.md).",
+    )
     batch_size: int = Field(default=64, ge=1, le=1024, description="Embedding batch.")
 
 

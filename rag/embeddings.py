@@ -38,9 +38,6 @@ log = logging.getLogger(__name__)
 _LOAD_LOCK = threading.Lock()
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 PRECISIONS = ("fp32", "int8")
-DEFAULT_PRECISION = "fp32"  # until a setting chooses (int8: see the module docstring)
-
-
 def resolve_model_path(name: str) -> Path:
     """Map the bundled model's name to its folder; anything else must be a local folder."""
     if name in (BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}"):
@@ -327,5 +324,5 @@ def embedder_for(settings) -> Embedder:
             str(settings.cache_dir) if onnx else "",
             settings.embedding.batch_size,
             settings.embedding.max_tokens,
-            DEFAULT_PRECISION,
+            settings.embedding.precision,
         )

@@ -122,6 +122,22 @@ def test_unknown_precision_is_refused():
     with pytest.raises(ConfigError, match="fp16"):
         Embedder("all-MiniLM-L6-v2", "onnx", MODEL_CACHE, 64, 128, "fp16")
 
+
+def test_precision_setting_chooses_the_weights_and_its_own_index(int8_embedder):
+    """int8 is a setting; its vectors get their own collection (fingerprint), fp32 keeps the
+    fingerprint existing indexes were built with."""
+    from rag.config import load_settings
+    from rag.embeddings import embedder_for
+    from rag.index import fingerprint
+
+    fp32 = load_settings(storage={"model_cache_dir": str(MODEL_CACHE)})
+    int8 = fp32.updated(embedding={"precision": "int8"})
+    assert embedder_for(int8).precision == "int8" and embedder_for(fp32).precision == "fp32"
+    assert fingerprint(int8) != fingerprint(fp32)
+    assert fingerprint(fp32) == fingerprint(load_settings())
+    with pytest.raises(Exception, match="precision"):
+        load_settings(embedding={"precision": "fp16"})
+
 def test_onnx_embedding_imports_no_torch(onnx_embedder):
     code = (
         "import json, sys\n"

@@ -39,7 +39,9 @@ def fingerprint(settings: Settings) -> str:
     raw = json.dumps(
         [SCHEMA_VERSION, settings.embedding.model, settings.chunking.size,
          settings.chunking.overlap, settings.chunking.min_chars]
-        + [settings.embedding.max_tokens],
+        + [settings.embedding.max_tokens]
+        # int8 vectors are other vectors; fp32 keeps the fingerprint indexes were built with.
+        + ([settings.embedding.precision] if settings.embedding.precision != "fp32" else []),
     )
     return hashlib.sha256(raw.encode()).hexdigest()[:10]
 
