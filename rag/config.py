@@ -381,12 +381,6 @@ class QuizSettings(Group):
                              "topic phrase (or name its terms).")
     kind_min: float = Field(default=0.35, description="Mean-line-vector similarity of two names "
                             "that are alternatives of one kind.")
-    parallel_min: float = Field(default=0.6, description="Word-sequence similarity of two lines "
-                                "that say the same of two things.")
-    swap_words: int = Field(default=3, ge=1, description="Longest span two parallel lines may "
-                            "differ in to count as a contrast.")
-    contrast_seen: int = Field(default=2, ge=1, description="Pairs of parallel lines a contrast "
-                               "needs (one pair is often chance).")
 
 
 class GuideSettings(Group):

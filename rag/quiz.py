@@ -11,10 +11,6 @@ retrieved like a question; the questions come from the lines of those passages:
   describe differently as distractors;
 * ``true-statement``: a line with a number or limit; the distractors change the number to other
   values the notes use with the same unit;
-* ``true-statement`` also from any fact line of prose notes: the distractors swap one term
-  for the term the notes set against it, learned from parallel lines of one section ("If
-  your model is underfitting it has a high bias" / "If your model is overfitting it has a
-  high variance": underfitting/overfitting, bias/variance);
 * ``harvested``: the notes' own exam scenarios (a prompt line followed by a solution line).
 
 :class:`Validator` checks each one against its passage before use: one option supported, no
@@ -24,7 +20,6 @@ configured generator, questions come as structured output and go through the sam
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import logging
 import random
@@ -43,7 +38,7 @@ from rag.evidence import NEGATIVE, VectorCache, clauses_of, heading_at, stems
 from rag.extractive import _finish, lead_of, split_units
 from rag.generation.registry import writes
 from rag.models import Chunk, Hit, Passage
-from rag.text import STOP, WORD, content_terms, sentences, strip_markup
+from rag.text import STOP, content_terms, sentences, strip_markup
 
 log = logging.getLogger(__name__)
 Source = Literal["harvested", "which-fits", "true-statement", "generated"]
@@ -397,7 +392,6 @@ class _Line:
     family: str = ""  # what the alternatives are (their parent label or heading)
     named: str = ""  # the name the line starts with, when the answer is its section heading
     from_heading: bool = False  # the subject is the section heading, not named by the line
-    siblings: list[str] = field(default_factory=list)  # lines under the same parent
 
 
 def _label(text: str) -> str:
@@ -414,17 +408,6 @@ def _is_label(text: str, most: int = 4) -> bool:
     return 1 <= len(words) <= most and "vs" not in words and not re.search(
         r"[.;!?]$", text) and not _COPULA.search(joined) and not _DEICTIC.search(joined) \
         and not _META.search(joined)
-
-
-def _word_at(phrase: str, text: str) -> re.Match | None:
-    return re.search(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", text, re.IGNORECASE)
-
-
-def _statement(text: str) -> bool:
-    """A line that states a fact on its own: no negation (ambiguous when changed), nothing
-    pointing at its surroundings, enough words, not a label introducing what follows."""
-    return not (NEGATIVE.search(text) or _DEICTIC.search(text) or text.endswith(":")
-                or len(content_terms(text)) < 5)
 
 
 def _shuffle(correct: str, distractors: list[str], rng: random.Random) -> tuple[list[str], int]:
@@ -459,8 +442,6 @@ class QuestionWriter:
         self.chunks = chunks
         self._sections: dict[str, dict[str, list[tuple[str, Chunk]]]] | None = None
         self._labels_cache: dict[tuple[str, str], dict[str, list[tuple[str, Chunk]]]] = {}
-        self._contrasts: dict[str, Counter] | None = None
-        self._lines_written: set[str] | None = None
 
     def lines(self, hits: list[Hit]) -> list[_Line]:
         """Fact lines of the passages with what each is about.
@@ -497,20 +478,6 @@ class QuestionWriter:
                     line.subject = self.vocab.subject(lead_of(units, u, depth=1)) or ""
                 if line.subject:
                     out.append(line)
-        return out
-
-    def facts(self, hits: list[Hit]) -> list[_Line]:
-        """Every fact line of the passages, named or not, with its sibling lines (prose
-        notes name few things: their lines are still statements to test)."""
-        out = []
-        for i, hit in enumerate(hits):
-            units = split_units(hit, i)
-            for u in units:
-                if u.selectable and not u.text.endswith("?") and len(u.text) <= 220 \
-                        and not _FORMULA.search(u.text):
-                    out.append(_Line(u.text, "", hit.chunk, u.line, siblings=[
-                        x.text for x in units if x.parent == u.parent and x is not u
-                        and x.selectable]))
         return out
 
     def _labels(self, units, u, chunk: Chunk) -> tuple[str, str, dict] | None:
@@ -656,82 +623,6 @@ class QuestionWriter:
                        f"The other options change the figure ({', '.join(fills)} instead of "
                        f"{number})."]
         return stem, [_finish(text)] + variants, explanation
-
-    def contrasts(self) -> dict[str, Counter]:
-        """Terms the notes set against each other: where two parallel lines of one section
-        differ in one short span of content words, each span is the other's contrast (and
-        how many pairs of lines say so)."""
-        if self._contrasts is None:
-            self._contrasts = defaultdict(Counter)
-            sections: dict[tuple[str, str], list[list[str]]] = defaultdict(list)
-            for chunk in self.chunks:
-                sections[(chunk.file, chunk.heading)] += [
-                    WORD.findall(u.text.lower()) for u in split_units(_hit(chunk), 0)
-                    if u.selectable and not _FORMULA.search(u.text)]
-            for words in sections.values():
-                for i, a in enumerate(words):
-                    for b in words[i + 1:]:
-                        self._parallel(a, b)
-        return self._contrasts
-
-    def _parallel(self, a: list[str], b: list[str]) -> None:
-        matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-        if matcher.ratio() < self.params.parallel_min:
-            return
-        for op, i1, i2, j1, j2 in matcher.get_opcodes():
-            x, y = " ".join(a[i1:i2]), " ".join(b[j1:j2])
-            if op == "replace" and max(i2 - i1, j2 - j1) <= self.params.swap_words \
-                    and re.search(r"[a-z]", x) and re.search(r"[a-z]", y) \
-                    and content_terms(x) and content_terms(y) \
-                    and not stems(x) & stems(y):
-                self._contrasts[x][y] += 1
-                self._contrasts[y][x] += 1
-
-    def swapped(self, text: str) -> list[str]:
-        """False versions of a note line: one term swapped for the contrasts the notes set
-        against it most often; never one the line already says, nor one the notes write."""
-        written = self._written()
-        out = []
-        for x, others in self.contrasts().items():
-            m = _word_at(x, text)
-            if not m:
-                continue
-            for y, seen in others.most_common(2):
-                if seen < self.params.contrast_seen or _word_at(y, text):
-                    continue
-                variant = text[:m.start()] + y + text[m.end():]
-                if _norm(variant) not in written and variant not in out:
-                    out.append(variant)
-        return out
-
-    def _written(self) -> set[str]:
-        if self._lines_written is None:
-            self._lines_written = {_norm(u.text) for c in self.chunks
-                                   for u in split_units(_hit(c), 0)}
-        return self._lines_written
-
-    def contrast_statement(self, text: str, chunk: Chunk, siblings: list[str]
-                           ) -> tuple[str, list[str], list[str]] | None:
-        """"Which statement is true?": the note line against false versions of it (or of
-        its sibling lines) with one contrasted term swapped."""
-        if not _statement(text):
-            return None
-        own = self.swapped(text)
-        if not own:
-            return None  # the line itself must have a fact the notes contrast
-        self.rng.shuffle(own)
-        picked = own[:2]
-        for other in filter(_statement, siblings):
-            picked += [v for v in self.swapped(other)[:1] if v not in picked]
-        if len(picked) < 3:
-            picked = own[:3]
-        if len(picked) < 3:
-            return None
-        where = _label(chunk.heading.split(" > ")[-1]) if chunk.heading else chunk.title
-        stem = f"In your notes on {where}, which statement is true?"
-        explanation = [f"Your notes say \"{_finish(text)}\"",
-                       "Each other option swaps one term for the one your notes set against it"]
-        return stem, [_finish(text)] + [_finish(v) for v in picked[:3]], explanation
 
     def _approaches(self, text: str) -> list[str]:
         """Names in a line, each with the capitalised words right after it ("Docker" +
@@ -883,8 +774,17 @@ class QuizMaker:
         """Candidate questions from the topic's passages, most on-topic first, kinds mixed."""
         hits = self.passages(topic)
         writer = self.writer
-        lines = self._on_topic(topic, writer.lines(hits))
-        facts = self._on_topic(topic, writer.facts(hits))
+        lines = writer.lines(hits)
+        if topic and lines:
+            tvec = self.vectors.encode([topic])[0]
+            sims = self.vectors.encode(
+                [f"{heading_at(_hit(ln.chunk), ln.line)}: {ln.text}" for ln in lines]) @ tvec
+            topic_terms = stems(topic)
+            for ln, sim in zip(lines, sims):
+                named = len(topic_terms & stems(f"{ln.chunk.heading} {ln.text}"))
+                ln.topic_sim = float(sim) + 0.1 * min(named, 2)
+            lines = [ln for ln in lines if ln.topic_sim >= self.tutor.settings.quiz.topic_min]
+            lines.sort(key=lambda ln: -ln.topic_sim)
         by_kind: dict[str, list[Question]] = defaultdict(list)
         chunks = [h.chunk for h in hits]
         for prompt, answer, distractors, chunk, why in writer.harvested(
@@ -908,38 +808,13 @@ class QuizMaker:
                     ln.subject, stem=stem, options=options, answer_index=idx,
                     explanation=" ".join(_finish(w) for w in why),
                     passage=Passage.from_chunk(ln.chunk), source=kind))
-        for ln in facts:
-            made = writer.contrast_statement(ln.text, ln.chunk, ln.siblings)
-            if made:
-                stem, opts, why = made
-                options, idx = _shuffle(opts[0], opts[1:], self.rng)
-                by_kind["contrast"].append(Question(
-                    id=_qid("true-statement", ln.text, stem), topic=topic or
-                    _topic_of(ln.chunk) or "notes", stem=stem, options=options,
-                    answer_index=idx, explanation=" ".join(_finish(w) for w in why),
-                    passage=Passage.from_chunk(ln.chunk), source="true-statement"))
-        order = ["harvested", "which-fits", "true-statement", "contrast"]
+        order = ["harvested", "which-fits", "true-statement"]
         out: list[Question] = []
         while any(by_kind[k] for k in order):
             for k in order:
                 if by_kind[k]:
                     out.append(by_kind[k].pop(0))
         return out
-
-    def _on_topic(self, topic: str | None, lines: list[_Line]) -> list[_Line]:
-        """Lines about the topic phrase, most on-topic first: similarity of the phrase to
-        the line under its heading, plus the phrase's terms in the heading path or line."""
-        if not topic or not lines:
-            return lines
-        tvec = self.vectors.encode([topic])[0]
-        sims = self.vectors.encode(
-            [f"{heading_at(_hit(ln.chunk), ln.line)}: {ln.text}" for ln in lines]) @ tvec
-        topic_terms = stems(topic)
-        for ln, sim in zip(lines, sims):
-            named = len(topic_terms & stems(f"{ln.chunk.heading} {ln.text}"))
-            ln.topic_sim = float(sim) + 0.1 * min(named, 2)
-        return sorted((ln for ln in lines if ln.topic_sim >= self.tutor.settings.quiz.topic_min),
-                      key=lambda ln: -ln.topic_sim)
 
     def _sections_of(self, chunks: list[Chunk]) -> list[Chunk]:
         """Every chunk of the top-level sections the passages belong to (a scenario's prompt
