@@ -505,10 +505,39 @@ def _given(values: dict[str, Any]) -> dict[str, Any]:
     return {k: _given(v) if isinstance(v, dict) else v for k, v in values.items() if v is not None}
 
 
+def _nested_names(model: type[BaseModel], path: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Field name -> the nested variables that hold a field of that name, for every group."""
+    out: dict[str, list[str]] = {}
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            for key, names in _nested_names(kind, (*path, name)).items():
+                out.setdefault(key, []).extend(names)
+        elif path:
+            out.setdefault(name, []).append(env_name(*path, name))
+    return out
+
+
+def _check_flat_environment() -> None:
+    """Before settings were grouped, ``STUDYRAG_K`` meant ``retrieval.k``; now it would be
+    ignored without a word, so it is refused in one line naming the new variable."""
+    top = {env_name(name) for name in Settings.model_fields} | {env_name("config")}
+    nested = _nested_names(Settings)
+    for variable in sorted(os.environ):
+        rest = variable.removeprefix(ENV_PREFIX)
+        if rest == variable or ENV_DELIMITER in rest or variable in top:
+            continue
+        names = nested.get(rest.lower())
+        if names:
+            raise ConfigError(f"{variable} is no longer read (settings are grouped now): use "
+                              f"{' or '.join(names)}.")
+
+
 def load_settings(**groups: Any) -> Settings:
     """Build settings with overrides by group (``load_settings(retrieval={"k": 3})``; ``None``
     = not given); a broken config file or any invalid value becomes one ConfigError line
     naming the setting."""
+    _check_flat_environment()
     try:
         return Settings(**_given(groups))
     except ValidationError as exc:

@@ -203,3 +203,17 @@ def test_cli_bad_eval_arguments_stop_before_any_work(args):
 
 def test_cli_missing_notes_folder(tmp_path):
     assert_one_line_error(study("ingest", str(tmp_path / "nowhere")), "does not exist")
+
+
+def test_an_old_flat_variable_is_refused_naming_its_new_name(monkeypatch):
+    """Settings are grouped: STUDYRAG_K would be silently ignored, so it is an error."""
+    monkeypatch.setenv("STUDYRAG_K", "3")
+    with pytest.raises(ConfigError, match=r"STUDYRAG_K is no longer read .*STUDYRAG_RETRIEVAL__K\."):
+        load_settings()
+    monkeypatch.delenv("STUDYRAG_K")
+    monkeypatch.setenv("STUDYRAG_MODEL", "llama3")  # a name two groups have: both are named
+    with pytest.raises(ConfigError, match="STUDYRAG_EMBEDDING__MODEL or STUDYRAG_ANSWER__MODEL"):
+        load_settings()
+    monkeypatch.delenv("STUDYRAG_MODEL")
+    monkeypatch.setenv("STUDYRAG_UPDATE_SCREENSHOTS", "1")  # not a setting: left alone
+    assert load_settings(retrieval={"k": 3}).retrieval.k == 3

@@ -31,7 +31,7 @@ __all__ = [
     "SCHEMA_VERSION", "IngestReport", "NoteIndex", "ProgressFn", "chunk_to_meta",
     "fingerprint", "meta_to_chunk", "open_client", "source_key", "tokenize",
 ]
-SCHEMA_VERSION = 5  # bump when loading or chunking changes what chunks are made
+SCHEMA_VERSION = 6  # bump when loading or chunking changes what chunks are made (6: fences after "- ")
 
 
 def fingerprint(settings: Settings) -> str:
