@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 
 from rag.models import Chunk, NoteFile
+from rag.text import HEADING
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 # A fence may open after a list marker ("- ```"): missing it swallows every later heading.
 _FENCE = re.compile(r"^\s*(?:[-*+]\s+|\d+[.)]\s+)?(```|~~~)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -33,7 +33,7 @@ class Section:
 
     @property
     def has_body(self) -> bool:
-        return any(line.strip() and not _HEADING.match(line) for line in self.lines)
+        return any(line.strip() and not HEADING.match(line) for line in self.lines)
 
 
 def clean_heading(text: str) -> str:
@@ -52,7 +52,7 @@ def split_sections(note: NoteFile) -> list[Section]:
     for number, line in enumerate(note.lines, start=1):
         if _FENCE.match(line):
             in_fence = not in_fence
-        match = None if in_fence else _HEADING.match(line)
+        match = None if in_fence else HEADING.match(line)
         page = pages[number - 1] if pages else None
         if match:
             if current.lines:

@@ -11,6 +11,7 @@ config file.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tomllib
@@ -518,11 +519,17 @@ def _nested_names(model: type[BaseModel], path: tuple[str, ...] = ()) -> dict[st
     return out
 
 
+@functools.cache
+def _setting_names() -> tuple[set[str], dict[str, list[str]]]:
+    """Top-level variables, and field name -> nested variables (the schema never changes)."""
+    return ({env_name(name) for name in Settings.model_fields} | {env_name("config")},
+            _nested_names(Settings))
+
+
 def _check_flat_environment() -> None:
     """Before settings were grouped, ``STUDYRAG_K`` meant ``retrieval.k``; now it would be
     ignored without a word, so it is refused in one line naming the new variable."""
-    top = {env_name(name) for name in Settings.model_fields} | {env_name("config")}
-    nested = _nested_names(Settings)
+    top, nested = _setting_names()
     for variable in sorted(os.environ):
         rest = variable.removeprefix(ENV_PREFIX)
         if rest == variable or ENV_DELIMITER in rest or variable in top:

@@ -21,9 +21,8 @@ import numpy as np
 
 from rag.extractive import lead_of, split_units
 from rag.models import Hit
-from rag.text import content_terms, sentences, stems, strip_markup
+from rag.text import HEADING, content_terms, sentences, stems, strip_markup
 
-_HEADING_LINE = re.compile(r"^\s*#{1,6}\s+(.*)$")
 NEGATIVE = re.compile(
     r"\b(not|cannot|can't|can not|won't|doesn't|don't|isn't|aren't|wouldn't|shouldn't|"
     r"never|no longer|although|however|limitation|limitations|contradicts|unnecessary|"
@@ -124,9 +123,9 @@ def heading_at(hit: Hit, line: int) -> str:
     for offset, raw in enumerate(hit.chunk.text.split("\n")):
         if hit.chunk.start_line + offset > line:
             break
-        m = _HEADING_LINE.match(raw)
+        m = HEADING.match(raw.strip())
         if m:
-            current = m.group(1).strip()
+            current = m.group(2)
     return current
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from rag.chunking import clean_heading
 from rag.config import ComposeParams
 from rag.models import Chunk, Hit
-from rag.text import (content_terms, idf_weights, question_parts, sentences, stems,
+from rag.text import (HEADING, content_terms, idf_weights, question_parts, sentences, stems,
                       strip_markup)
 
 _BULLET = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+")
@@ -114,7 +114,8 @@ def split_units(hit: Hit, hit_index: int, first: int = 0, max_chars: int = 300) 
     for offset, raw in enumerate(hit.chunk.text.split("\n")):
         stripped = raw.strip()
         if stripped.startswith("#"):
-            heading = clean_heading(stripped.lstrip("#").strip()) or heading
+            match = HEADING.match(stripped)
+            heading = clean_heading(match.group(2)) if match and match.group(2) else heading
             continue
         if not stripped or stripped in ("---", "***", "```"):
             continue

@@ -19,6 +19,8 @@ STOP = set(
 )
 
 
+# A Markdown heading line: its level marks and its text (closing #s dropped).
+HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(`*_\"'\[])")
 _MARKUP = re.compile(r"(\*\*|__|`|\*|(?<!\w)_|_(?!\w))")
 

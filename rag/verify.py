@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag.config import VerifySettings
-from rag.text import content_terms, mentions, names, stem, strip_markup
+from rag.text import HEADING, content_terms, mentions, names, stem, strip_markup
 
 # --- numbers ---------------------------------------------------------------------------
 _NUMBER_WORDS = {
@@ -315,16 +315,15 @@ def with_heading(heading: str, text: str) -> str:
 HEADING_MARK = "#> "
 
 
-_HEADING_LINE = re.compile(r"^\s*#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
-
-
 def _without_heading_lead(text: str, split: Sequence[tuple[str, str]]) -> str:
     """``text`` without a leading "Heading: " that is a heading of a cited passage."""
     lead, sep, rest = text.partition(": ")
     if not sep or not content_terms(rest):
         return text
-    headings = {part.lower() for head, body in split
-                for part in [*head.split(" > "), *map(strip_markup, _HEADING_LINE.findall(body))]}
+    inner = [strip_markup(m.group(2)) for head, body in split for line in body.split("\n")
+             if (m := HEADING.match(line.strip()))]
+    headings = {part.lower() for part in inner} | {
+        part.lower() for head, _ in split for part in head.split(" > ")}
     return rest if lead.strip().lower() in headings else text
 
 
