@@ -12,11 +12,10 @@ import re
 from dataclasses import dataclass
 
 from rag.models import Chunk, NoteFile
-from rag.text import HEADING
+from rag.text import HEADING, SENTENCE_END
 
 # A fence may open after a list marker ("- ```"): missing it swallows every later heading.
 _FENCE = re.compile(r"^\s*(?:[-*+]\s+|\d+[.)]\s+)?(```|~~~)")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass
@@ -96,7 +95,7 @@ def _split_long_line(line: str, size: int) -> list[str]:
     """Break one very long line at sentence (or word) boundaries."""
     pieces: list[str] = []
     buf = ""
-    for part in _SENTENCE_END.split(line):
+    for part in SENTENCE_END.split(line):
         pos = 0  # walk an index instead of re-slicing: linear on a 20 MB one-line file
         while len(part) - pos > size:
             cut = part.rfind(" ", pos, pos + size) - pos

@@ -21,17 +21,8 @@ import numpy as np
 
 from rag.extractive import lead_of, split_units
 from rag.models import Hit
-from rag.text import HEADING, content_terms, sentences, stems, strip_markup
+from rag.text import HEADING, NEGATION, clauses, content_terms, sentences, stems, strip_markup
 
-NEGATIVE = re.compile(
-    r"\b(not|cannot|can't|can not|won't|doesn't|don't|isn't|aren't|wouldn't|shouldn't|"
-    r"never|no longer|although|however|limitation|limitations|contradicts|unnecessary|"
-    r"only applicable|only provides?|only supports?|would require|requires? a refactor|"
-    r"hard to|tedious|less (?:suitable|efficient|effective)|insufficient|"
-    r"time(?:s|d)? out|timing out|single point of failure|drawbacks?|overhead|"
-    r"not (?:a good|the best|recommended|ideal|sufficient)|instead of)\b",
-    re.IGNORECASE,
-)
 POSITIVE = re.compile(
     r"\b(correct answer|is the answer|the answer here|best fit|best solution|best choice|"
     r"is correct|recommended|ideal|preferable|the natural|solution|should use|"
@@ -60,22 +51,10 @@ BOUND = re.compile(
     r"|\bthe (?:correct|right) answer\b|\bthe (?:best|only) (?:fit|possible answer|option)\b"
     r"|\bhere,? (?:the|you|we|using|use|our)\b|\bin this scenario\b|\bthis (?:case|question)\b",
     re.IGNORECASE)
-# A stated limit ("up to 4KB", "a maximum of 15 minutes", "only one AZ"): with the option it
-# names, a candidate reason why that option fails a requirement.
-LIMIT = re.compile(r"\b(?:up to|at most|max(?:imum)?|limit(?:ed|s)?|no more than|"
-                   r"less than|cannot exceed)\b", re.IGNORECASE)
 BOUND_HEADING = re.compile(r"\b(?:correct|chosen|recommended) solution\b|\bis correct\b",
                            re.IGNORECASE)
 SCENARIO_LINE = re.compile(r"^(prompt|question|scenario|problem|requirements?|q)\s*:",
                            re.IGNORECASE)
-# Independent clauses: negation scopes over its own segment ("X is for ETL, but cannot ..."
-# rules X out), not across "; " or ", here ..." ("no health checks, here the TTL ...").
-_PARTS = re.compile(r";\s+|,\s+(?=(?:here|and|so|therefore|which|whereas|while|instead)\b)|"
-                    r"\s+-\s+|\s+whereas\s+"
-                    # the remedy after a drawback is its own (positive) part:
-                    # "... a lot of overhead, which can be simplified by using Parameter Store"
-                    r"|\s+(?=which can be (?:simplified|solved|avoided|replaced)\b)"
-                    r"|\s+(?=by (?:simply )?using\b)")
 
 
 SUBJECT_WORDS = 4  # the words at the start of a sentence or label that name its subject
@@ -130,22 +109,31 @@ def heading_at(hit: Hit, line: int) -> str:
 
 
 # A negated drawback is a benefit: "won't require an application refactoring", "doesn't
-# require developers to manage cache invalidation", "no need to provision servers"; so is
+# require developers to manage cache invalidation", "no need to provision servers", "no
+# application re-write"; so is
 # "not as good as X" for X.
 BENEFIT = re.compile(
     r"\b(?:won't|will not|doesn't|does not|don't|do not|no longer|never)\s+(?:\w+\s+){0,2}?"
     r"(?:require|need|have to)\b|\bno need\b"
+    # an absence of a burden: "no application re-write", "without managing servers"
+    r"|\b(?:no|without)\s+(?:\w+\s+){0,2}?(?:re-?writ\w*|refactor\w*|code changes?|servers?|"
+    r"downtime|manag\w*|maintenance|overhead|provision\w*|effort)\b"
     # a comparison in favour of what follows: "... but not as good as Instance Store"
     r"|\bnot (?:as|so) \w+ as\b", re.IGNORECASE)
+# What rules an option out without a negation: a drawback, a limitation, a contrast.
 DRAWBACK = re.compile(
-    r"\b(?:(?:most|more|very|too) expensive|costly|overkill|require (?:a lot of |significant |"
+    r"\b(?:although|however|limitations?|contradicts|unnecessary|only applicable|"
+    r"only provides?|only supports?|would require|requires? a refactor|hard to|tedious|"
+    r"less (?:suitable|efficient|effective)|insufficient|time(?:s|d)? out|timing out|"
+    r"single point of failure|drawbacks?|overhead|instead of|"
+    r"(?:most|more|very|too) expensive|costly|overkill|require (?:a lot of |significant |"
     r"extensive )?(?:refactor\w*|re-?writ\w*|code changes))\b", re.IGNORECASE)
 
 
 def is_negative(text: str) -> bool:
     """A part that rules something out (negated drawbacks do not count)."""
     text = BENEFIT.sub(" ", text)
-    return bool(NEGATIVE.search(text) or DRAWBACK.search(text))
+    return bool(NEGATION.search(text) or DRAWBACK.search(text))
 
 
 def polarity(text: str, heading: str = "") -> int:
@@ -162,7 +150,7 @@ def _split_polarity(sentence: str, heading_pol: int) -> tuple[set[str], set[str]
     """Stems of the sentence's positive and negative parts (negation scopes over its part)."""
     pos: set[str] = set()
     neg: set[str] = set()
-    parts = _PARTS.split(sentence)
+    parts = clauses(sentence)
     negative = [is_negative(p) or (heading_pol < 0 and not POSITIVE.search(p)) for p in parts]
     for k in range(1, len(parts)):
         # "This approach involves managing EC2 instances, which contradicts the requirement":
@@ -209,7 +197,7 @@ def clauses_of(hits: list[Hit]) -> list[Clause]:
                 pos, neg = _split_polarity(sentence, heading_pol)
                 subject = stems(lead)
                 if subject:
-                    first = _PARTS.split(sentence)[0]
+                    first = (clauses(sentence) or [sentence])[0]
                     if is_negative(first) or (heading_pol < 0 and not POSITIVE.search(first)):
                         neg |= subject
                     else:

@@ -28,13 +28,13 @@ from pydantic import BaseModel, Field
 from rag.citations import parse_sentences, render
 from rag.config import ExplainSettings
 from rag.errors import InputError, StudyragError
-from rag.evidence import (LIMIT, SCENARIO_LINE, YOUR_CHOICE, Clause, VectorCache,
+from rag.evidence import (SCENARIO_LINE, YOUR_CHOICE, Clause, VectorCache,
                           clauses_of, distinctive_terms, is_negative, stems)
 from rag.extractive import _finish
 from rag.generation.registry import writes
 from rag.models import Citation, Hit
 from rag.retrieval import clean_question
-from rag.text import content_terms, mentions, names, sentences, stem, strip_markup
+from rag.text import LIMIT, content_terms, mentions, names, sentences, stem, strip_markup
 
 LETTERS = "ABCDE"
 _OPTION_LINE = re.compile(r"^\s*(?:[-*]\s*)?(?:\(([A-Ea-e])\)|([A-Ea-e])[.):])\s+(.+?)\s*$",

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from rag.errors import InputError
 from rag.models import page_label
 from rag.retrieval import HybridSearch, clean_question
-from rag.text import content_terms, coverage, idf_weights, sentences, stems, strip_markup, \
-    unknown_names
+from rag.text import (LIMIT, content_terms, coverage, idf_weights, sentences, stems,
+                      strip_markup, unknown_names)
 
 NUMBERS_HEADING = "Numbers and limits to memorise"
 
@@ -35,9 +35,6 @@ _NUMBER = re.compile(r"(?<![A-Za-z0-9_.\[-])\d+(?:[.,:]\d+)*(?:\s?%|\s?[A-Za-z]{
 # A capitalised word and a number inside a sentence is a name ("runs Windows 11"), unless the
 # word is a limit ("Max 5").
 _NAMED = re.compile(r"(?:(?<=\w )|(?<=\w, ))[A-Z][A-Za-z]*\s(\d+)\b")
-_LIMIT = re.compile(r"\b(?:max(?:imum|imal)?|min(?:imum|imal)?|up to|at (?:most|least)|"
-                    r"limit(?:s|ed)?|no (?:more|less) than|(?:less|more|fewer|greater) than|"
-                    r"exceed\w*|between|default|per|within)\b", re.I)
 _DEFINES = re.compile(r"\b(?:is|are|means|refers to|stands for|allows?|lets?|provides?|"
                       r"supports?)\b|:| [-–—] ", re.I)
 
@@ -135,12 +132,12 @@ def _mentions(strict: list[str], text: str) -> bool:
 def quantity(text: str) -> float:
     """How much of a number-to-memorise the text is: 0 none, 1 a number, +0.5 with a unit or
     percent sign, +1 with a limit word ("up to", "maximum", "at least", ...)."""
-    named = {m.start(1) for m in _NAMED.finditer(text) if not _LIMIT.match(m.group(0))}
+    named = {m.start(1) for m in _NAMED.finditer(text) if not LIMIT.match(m.group(0))}
     numbers = [m.group(0) for m in _NUMBER.finditer(text) if m.start() not in named]
     if not numbers:
         return 0.0
     unit = any(not n[-1].isdigit() for n in numbers)
-    return 1.0 + 0.5 * unit + 1.0 * bool(_LIMIT.search(text))
+    return 1.0 + 0.5 * unit + 1.0 * bool(LIMIT.search(text))
 
 
 def _short(text: str, max_chars: int) -> list[str]:

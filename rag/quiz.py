@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from rag.config import QuizSettings
 from rag.errors import InputError, StudyragError
-from rag.evidence import NEGATIVE, VectorCache, clauses_of, heading_at, stems
+from rag.evidence import VectorCache, clauses_of, heading_at, is_negative, stems
 from rag.extractive import _finish, lead_of, split_units
 from rag.generation.registry import writes
 from rag.models import Chunk, Hit, Passage
@@ -545,7 +545,7 @@ class QuestionWriter:
 
     def which_fits(self, line: _Line) -> tuple[str, list[str], list[str]] | None:
         """(stem, answer + distractors, explanation lines) or None when it would be unfair."""
-        if NEGATIVE.search(line.text) or _DEICTIC.search(line.text):
+        if is_negative(line.text) or _DEICTIC.search(line.text):
             return None  # a negated fact is ambiguous; a pointing one is not self-contained
         predicate = _strip_subject(line.text, self.vocab, line.named or line.subject)
         tokens = {t for t in re.findall(r"[a-z0-9]+", line.subject.lower()) if len(t) > 2}
@@ -602,7 +602,7 @@ class QuestionWriter:
         inside = [(a, b) for a, b, _ in self.vocab.spans(line.text)]
         found = [m for m in _NUMBER.finditer(line.text) if m.group(3)
                  and not any(a <= m.start() < b for a, b in inside)]
-        if len(found) != 1 or NEGATIVE.search(line.text) or _DEICTIC.search(line.text):
+        if len(found) != 1 or is_negative(line.text) or _DEICTIC.search(line.text):
             return None
         m = found[0]
         number, unit = m.group(1), (m.group(3) or "").lower()
@@ -652,7 +652,7 @@ class QuestionWriter:
                         prompt = (_LABELLED.sub("", body), chunk)
                     elif prompt and solution is None and _SOLUTION.match(body):
                         solution = _SOLUTION.sub("", body)
-                    elif prompt and NEGATIVE.search(body):
+                    elif prompt and is_negative(body):
                         rejected += [n for n in self._approaches(body) if n not in rejected]
             if not prompt or not solution:
                 continue

@@ -1,4 +1,5 @@
-"""Small text helpers shared by retrieval, the extractive answerer and the verifier."""
+"""The one text toolkit: tokens, stop words, the stemmer BM25 uses, sentence and clause
+splitters, the negation and limit lexicon, and names read off the text."""
 
 from __future__ import annotations
 
@@ -21,13 +22,63 @@ STOP = set(
 
 # A Markdown heading line: its level marks and its text (closing #s dropped).
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(`*_\"'\[])")
+# The end of a sentence: . ! ? then a capital, digit, quote or markup ("e.g. a" does not end).
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(`*_\"'\[])")
 _MARKUP = re.compile(r"(\*\*|__|`|\*|(?<!\w)_|_(?!\w))")
 
 
 def sentences(text: str) -> list[str]:
     """The one sentence splitter: at . ! ? followed by a capital, digit, quote or markup."""
-    return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+    return [s.strip() for s in SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+
+
+# Where one claim of a sentence ends and the next begins: "; ", a dash, "whereas", a comma
+# before a connective (", which", ", so", ", here"), and a remedy after a drawback
+# ("... overhead, which can be simplified by using X"). Not at "but": in "X is for ETL, but
+# cannot ..." the denial is about X.
+_CLAUSE = (r";\s+|\s+-\s+|\s+whereas\s+"
+           r"|,\s+(?=(?:here|and|so|therefore|which|whereas|while|instead)\b)"
+           r"|\s+(?=which can be (?:simplified|solved|avoided|replaced)\b)"
+           r"|\s+(?=by (?:simply )?using\b)")
+# Finer cuts for aligning claims: every comma and colon, before a conjunction, and at "and"
+# before a second verb ("... and also scales writes", "... and can be reused").
+_FINE = (r"[,:]\s+|\s+(?=(?:because|but|while|whereas|although|so)\b)|\s+and\s+also\s+"
+         r"|\s+and\s+(?=(?:is|are|can|cannot|can't|will|won't|does|doesn't|do|don't|must|"
+         r"should|has|have|automatically)\b)")
+_CLAUSES = re.compile(_CLAUSE, re.IGNORECASE)
+_FINE_CLAUSES = re.compile(f"{_CLAUSE}|{_FINE}", re.IGNORECASE)
+
+
+def clauses(sentence: str, fine: bool = False) -> list[str]:
+    """The one clause splitter. By default at clause boundaries only, so that a negation
+    scopes over its own clause and a list stays whole ("A, B and C cannot ..."); ``fine``
+    also cuts at every comma and colon and at "and" before a second verb, for aligning each
+    small claim with the line it restates."""
+    pattern = _FINE_CLAUSES if fine else _CLAUSES
+    return [c.strip() for c in pattern.split(sentence) if c and c.strip()]
+
+
+# --- the polarity lexicon --------------------------------------------------------------
+# Words that deny or state an absence: "not", "cannot", "-n't", "never", "no", "without".
+NEGATION = re.compile(
+    r"\b(?:not|no|never|none|neither|nor|cannot|can not|cant|without|unable|unencrypted|"
+    r"unsupported|impossible)\b|n't\b", re.IGNORECASE)
+# A stated bound: "up to 4 KB", "at most", "a maximum of 15 minutes", "no larger than".
+LIMIT = re.compile(
+    r"\b(?:up to|at (?:most|least)|max(?:imum|imal)?|min(?:imum|imal)?|limit(?:s|ed)?|"
+    r"(?:no|not)\s+(?:more|larger|longer|bigger|greater|later|higher|fewer|less)\s+than|"
+    r"(?:less|more|fewer|greater)\s+than|exceed\w*)\b", re.IGNORECASE)
+# A negated bound states a limit, not a denial: "no larger than 400 KB", "cannot exceed".
+_NEGATED_BOUND = re.compile(
+    r"\b(?:no|not)\s+(?:more|larger|longer|bigger|greater|later|higher|fewer|less)\s+than\b"
+    r"|\b(?:must|can|may|does|do|should)\s*(?:not|n't)\s+exceed\b"
+    r"|\b(?:cannot|can't|won't)\s+exceed\b", re.IGNORECASE)
+
+
+def negations(text: str) -> int:
+    """How many denials ``text`` makes (negated bounds are limits and do not count): its
+    parity is the polarity of a claim."""
+    return len(NEGATION.findall(_NEGATED_BOUND.sub(" ", text)))
 
 
 _ASKS_MORE = re.compile(

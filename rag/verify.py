@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag.config import VerifySettings
-from rag.text import HEADING, content_terms, mentions, names, stem, strip_markup
+from rag.text import (HEADING, NEGATION, clauses, content_terms, mentions, names, negations,
+                      sentences, stem, strip_markup)
 
 # --- numbers ---------------------------------------------------------------------------
 _NUMBER_WORDS = {
@@ -60,29 +61,8 @@ def numbers(text: str) -> set[float]:
     return values
 
 
-# --- negation --------------------------------------------------------------------------
-_NEGATION = re.compile(
-    r"\b(not|no|never|none|neither|nor|cannot|can't|cant|without|doesn't|don't|isn't|aren't|"
-    r"won't|wasn't|didn't|unable|unencrypted|unsupported|impossible)\b|n't\b", re.IGNORECASE)
-
-
-_CLAUSE = re.compile(r"[,;:]\s+|\s+(?=\b(?:because|but|while|whereas|although|so)\b)",
-                     re.IGNORECASE)
-
-
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 # "No, X is Y": the answer word replies to the question; the claim's polarity is in the rest.
 _ANSWER_WORD = re.compile(r"^\s*(?:yes|no)\b[,.!:;]?\s*", re.IGNORECASE)
-
-
-# Limits, not denials: "no larger than 400 KB" says what "max 400 KB" says.
-_LIMIT = re.compile(r"\b(?:no|not)\s+(?:more|larger|longer|bigger|greater|later|higher|fewer|"
-                    r"less)\s+than\b|\b(?:must|can|may|does|do|should)\s*(?:not|n't)\s+exceed\b"
-                    r"|\b(?:cannot|can't|won't)\s+exceed\b", re.IGNORECASE)
-
-
-def negations(text: str) -> int:
-    return len(_NEGATION.findall(_LIMIT.sub(" ", text)))
 
 
 def new_terms(sentence: str, sources: Sequence[str]) -> list[str]:
@@ -91,7 +71,7 @@ def new_terms(sentence: str, sources: Sequence[str]) -> list[str]:
     allowed = _keys("\n".join(sources))
     return [t for t in content_terms(_ANSWER_WORD.sub("", sentence))
             if stem(t) not in allowed and not t.replace(".", "").isdigit()
-            and not _NEGATION.fullmatch(t)]
+            and not NEGATION.fullmatch(t)]
 
 
 def restates(sentence: str, quotes: Sequence[str], share: float = 0.8) -> bool:
@@ -146,10 +126,6 @@ def lead_problem(sentence: str, question: str, quotes: Sequence[str],
     return ""
 
 
-# "... and also scales writes", "... and can be reused": a second claim joined with "and".
-_AND_CLAIM = re.compile(r"\s+and\s+also\s+|\s+and\s+(?=(?:is|are|can|cannot|can't|will|won't|"
-                        r"does|doesn't|do|don't|must|should|has|have|automatically)\b)",
-                        re.IGNORECASE)
 _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
 
 
@@ -160,9 +136,8 @@ def _flat(text: str) -> str:
 def sentence_clauses(text: str) -> list[str]:
     """The sentences and clauses of ``text`` that carry content words (claims joined by "and
     also"/"and can ..." are separate clauses)."""
-    pieces = (c for s in _SENTENCE.split(_ANSWER_WORD.sub("", text))
-              for part in _CLAUSE.split(s) if part for c in _AND_CLAIM.split(part) if c)
-    return [c.strip() for c in pieces if content_terms(c)]
+    return [c for s in sentences(_ANSWER_WORD.sub("", text)) for c in clauses(s, fine=True)
+            if content_terms(c)]
 
 
 def unbacked_parts(clauses: Sequence[str], evidence_keys: set[str]) -> list[str]:
@@ -177,7 +152,6 @@ def _keys(text: str) -> set[str]:
     return {stem(t) for t in content_terms(text) if not t.replace(".", "").isdigit()}
 
 
-_LINE_SPLIT = re.compile(r"\n+|(?<=[.!?])\s+(?=[A-Z(])")
 _BULLETS = re.compile(r"^[\s\-*+•○§□®◊}>#]+")
 
 
@@ -185,7 +159,8 @@ def evidence_lines(passages: Sequence[str]) -> list[str]:
     """Lines/sentences of the evidence, bullets and markup stripped."""
     lines = []
     for text in passages:
-        for raw in _LINE_SPLIT.split(text.replace("**", "").replace("`", "")):
+        for raw in (s for line in text.replace("**", "").replace("`", "").split("\n")
+                    for s in sentences(line)):
             line = _BULLETS.sub("", raw).strip()
             if len(line) >= 3:
                 lines.append(line)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +22,7 @@ from rag.errors import (
     StudyragError,
 )
 from rag.models import Passage
+from rag.text import WORD, strip_markup
 
 log = logging.getLogger(__name__)
 
@@ -92,27 +92,19 @@ def md_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("$", "\\$").replace("~", "\\~")
 
 
-_MARKUP = re.compile(r"\*\*|__|`|\*")
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def _plain(text: str) -> str:
-    return " ".join(_MARKUP.sub("", text).split())
-
-
 def _words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if len(w) > 2}
+    return {w.lower() for w in WORD.findall(text) if len(w) > 2}
 
 
 def _find_lines(lines: list[str], sentences: list[str]) -> dict[int, list[str]]:
     """Which lines hold a cited sentence: {line index: exact substrings ([] = whole line)}."""
     marks: dict[int, list[str]] = {}
     for sentence in sentences:
-        plain = _plain(sentence)
+        plain = strip_markup(sentence)
         # Extractive sentences of nested bullets carry their parent as a lead-in ("A: b").
         tails = [plain] + ([plain.split(": ", 1)[1]] if ": " in plain else [])
         hit = next(((i, tail) for tail in tails for i, line in enumerate(lines)
-                    if len(tail) > 8 and tail in _plain(line)), None)
+                    if len(tail) > 8 and tail in strip_markup(line)), None)
         if hit:
             i, tail = hit
             if marks.get(i) != []:
@@ -130,7 +122,7 @@ def _find_lines(lines: list[str], sentences: list[str]) -> dict[int, list[str]]:
 
 def _highlight(line: str, parts: list[str]) -> str:
     """HTML of one line with each exact part wrapped in <mark> (whole line if none fit)."""
-    shown = _plain(line) if parts else line
+    shown = strip_markup(line) if parts else line
     spans = []
     for part in parts:
         at = shown.find(part)
