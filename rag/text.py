@@ -103,8 +103,8 @@ _NAME_TOKEN = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:[-@][A-Za-z0-9]+)*\b")
 
 
 def names(text: str) -> set[str]:
-    """Names a sentence states, lower-cased: acronyms, CamelCase and letter-digit words (S3,
-    EC2, ReLU, CloudFront, LSTM) and capitalised words that do not start a sentence (Kendra,
+    """Names a sentence states, lower-cased: acronyms, CamelCase and letter-digit words (H2O,
+    ReLU, PyTorch, LSTM) and capitalised words that do not start a sentence (Kendra,
     Adam). Read off the text itself, so it fits any subject. Runs of capitals ("ITEM MAX")
     are emphasis, not acronyms."""
     out: set[str] = set()

@@ -58,3 +58,12 @@ def test_no_module_writes_its_own_sentence_splitter():
     offenders = [str(p.relative_to(RAG)) for p in RAG.rglob("*.py")
                  if p.name != "text.py" and splitter.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+def test_the_library_knows_no_subject():
+    """What the library knows about a subject is read from the notes, never written in code
+    (the check of issue #12: service names of the bundled AWS notes, their scenario file)."""
+    subject = re.compile(r"DynamoDB|CloudFront|Lambda@Edge|ElastiCache|exam-scenarios")
+    offenders = [str(p.relative_to(RAG)) for p in RAG.rglob("*.py")
+                 if subject.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []
