@@ -102,6 +102,11 @@ class StorageSettings(Group):
         description="How chroma_token is sent: 'Authorization' (as 'Bearer <token>') or "
                     "'X-Chroma-Token'.",
     )
+    revision_check_s: float = Field(
+        default=1.0, ge=0,
+        description="How often a running reader re-reads the index's revision from Chroma: "
+                    "another process's ingest shows up within this time (0 = every call).",
+    )
     collection: str = Field(
         default="notes", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,60}[A-Za-z0-9]$",
         description="Chroma collection name prefix.",

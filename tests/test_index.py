@@ -114,3 +114,22 @@ def test_rebuild_builds_aside_and_ctrl_c_keeps_the_old_index(settings, notes):
     assert [c.name for c in rebuilt.client.list_collections()] == [rebuilt.name]
     assert "Object Lock" in " ".join(c.text for c in rebuilt.chunks().values())
     assert HybridSearch(settings, rebuilt).retrieve("What stops deletes in S3?")[0].file == "s3.md"
+
+
+def test_a_running_reader_sees_another_instances_ingest_and_survives_its_rebuild(settings, notes):
+    """The app keeps one NoteIndex for hours while `study ingest` runs in a shell: the
+    reader's collection handle must follow a new revision and a rebuild's swap."""
+    settings = settings.updated(storage={"revision_check_s": 0.0})
+    reader = NoteIndex(settings)
+    reader.ingest()
+    search = HybridSearch(settings, reader)
+    assert "dynamo.md" not in files_in_index(reader)
+
+    (notes / "dynamo.md").write_text("# DynamoDB\n\nDynamoDB Streams keep records 24 hours.\n")
+    NoteIndex(settings).ingest()  # another process's ingest
+    assert "dynamo.md" in files_in_index(reader)
+    assert search.retrieve("How long do DynamoDB Streams keep records?")[0].file == "dynamo.md"
+
+    NoteIndex(settings).ingest(rebuild=True)  # drops the collection the reader had open
+    assert search.retrieve("How long do DynamoDB Streams keep records?")[0].file == "dynamo.md"
+    assert reader.count() == len(reader.chunks())

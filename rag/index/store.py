@@ -168,6 +168,7 @@ class ChromaStore:
         self.schema = schema
         self._client = client
         self._collection = None
+        self._opened = 0.0  # time.monotonic() when the collection handle was fetched
 
     @property
     def client(self):
@@ -220,6 +221,7 @@ class ChromaStore:
                 metadata={"hnsw:space": "cosine", "schema": self.schema,
                           "revision": uuid.uuid4().hex},
             )
+            self._opened = time.monotonic()
             return self._collection
         if self.name not in self.collection_names():
             raise IndexMissingError(
@@ -229,7 +231,19 @@ class ChromaStore:
             "Opening the collection", self.client.get_collection, name=self.name,
             embedding_function=None,
         )
+        self._opened = time.monotonic()
         return self._collection
+
+    def on_collection(self, what: str, method: str, *args, **kwargs):
+        """Call a method of the collection, re-opened by name once when Chroma no longer
+        knows the cached handle: another process's rebuild swapped a new collection in."""
+        try:
+            return self.call(what, getattr(self.collection(), method), *args, **kwargs)
+        except IndexUnavailableError as exc:
+            if type(exc.__cause__).__name__ != "NotFoundError":
+                raise
+            log.info("The collection was replaced under this reader; re-opening it")
+            return self.call(what, getattr(self.collection(), method), *args, **kwargs)
 
     def exists(self) -> bool:
         try:
@@ -275,11 +289,10 @@ class ChromaStore:
     def records(self, include: list[str], where: dict | None = None
                 ) -> Iterator[tuple[str, dict[str, Any]]]:
         """(id, {"metadatas": ..., "documents": ...}) of every record, a page at a time."""
-        col = self.collection()
         offset = 0
         while True:
-            got = self.call("Reading the index", col.get, where=where, include=include,
-                            limit=PAGE, offset=offset)
+            got = self.on_collection("Reading the index", "get", where=where, include=include,
+                                     limit=PAGE, offset=offset)
             for i, cid in enumerate(got["ids"]):
                 yield cid, {field: got[field][i] for field in include}
             if len(got["ids"]) < PAGE:
@@ -296,15 +309,21 @@ class ChromaStore:
 
     def delete(self, what: str, ids: list[str]) -> None:
         for i in range(0, len(ids), PAGE):
-            self.call(what, self.collection().delete, ids=ids[i:i + PAGE])
+            self.on_collection(what, "delete", ids=ids[i:i + PAGE])
 
     def count(self) -> int:
-        return int(self.call("Counting", self.collection().count))
+        return int(self.on_collection("Counting", "count"))
 
     def metadata(self) -> dict:
         return self.collection().metadata or {}
 
     def revision(self) -> str:
+        """The collection's revision as Chroma has it now: a handle older than
+        ``storage.revision_check_s`` is fetched again (a handle's metadata is a snapshot, so
+        a long-running reader would never see another process's ingest)."""
+        if (self._collection is not None and time.monotonic() - self._opened
+                >= self.settings.storage.revision_check_s):
+            self._collection = None
         return self.metadata().get("revision", "")
 
     def new_revision(self) -> None:
@@ -317,19 +336,17 @@ class ChromaStore:
     def nearest(self, vector: np.ndarray, n: int, files: set[str] | None = None
                 ) -> list[tuple[str, float]]:
         """Nearest n chunks by cosine similarity; ``files`` keeps only those files' chunks."""
-        col = self.collection()
         total = self.count()
         if total == 0 or files is not None and not files:
             return []
         where = None if files is None else {"file": {"$in": sorted(files)}}
-        got = self.call("Searching", col.query, query_embeddings=[vector.tolist()],
-                        n_results=min(n, total), where=where, include=["distances"])
+        got = self.on_collection("Searching", "query", query_embeddings=[vector.tolist()],
+                                 n_results=min(n, total), where=where, include=["distances"])
         return [(cid, 1.0 - float(d)) for cid, d in zip(got["ids"][0], got["distances"][0])]
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         if not ids:
             return {}
-        got = self.call("Reading vectors", self.collection().get, ids=ids,
-                        include=["embeddings"])
+        got = self.on_collection("Reading vectors", "get", ids=ids, include=["embeddings"])
         return {cid: np.asarray(v, dtype=np.float32)
                 for cid, v in zip(got["ids"], got["embeddings"])}
