@@ -69,3 +69,11 @@ def tutor(corpus_settings, search):
     from rag.chains import Tutor
 
     return Tutor(corpus_settings, search)
+
+
+@pytest.fixture
+def corpus_env(monkeypatch, corpus_settings):
+    monkeypatch.setenv("STUDYRAG_HOME", str(corpus_settings.home))
+    monkeypatch.setenv("STUDYRAG_STORAGE__NOTES_DIR", str(corpus_settings.storage.notes_dir))
+    monkeypatch.setenv("STUDYRAG_ANSWER__BACKEND", "extractive")
+    return corpus_settings

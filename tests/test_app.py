@@ -16,34 +16,14 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
+from apptest import no_errors, page_app, whole_app  # noqa: E402
 from openai_stub import OpenAIStub  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-APP = str(REPO / "app.py")
-TIMEOUT = 180
-
-
-def page_app(name: str) -> AppTest:
-    """One page without the navigation menu (what ``main(only=...)`` renders)."""
-    return AppTest.from_string(
-        f"from rag.ui.app import main\nmain(only={name!r})", default_timeout=TIMEOUT)
-
-
-@pytest.fixture
-def corpus_env(monkeypatch, corpus_settings):
-    monkeypatch.setenv("STUDYRAG_HOME", str(corpus_settings.home))
-    monkeypatch.setenv("STUDYRAG_STORAGE__NOTES_DIR", str(corpus_settings.storage.notes_dir))
-    monkeypatch.setenv("STUDYRAG_ANSWER__BACKEND", "extractive")
-    return corpus_settings
-
-
-def no_errors(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def test_app_loads_with_navigation_and_sidebar(corpus_env):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = whole_app().run()
     no_errors(at)
     assert at.title[0].value == "Ask your notes"
     assert at.toggle(key="sb_extractive").value is True
@@ -52,7 +32,7 @@ def test_app_loads_with_navigation_and_sidebar(corpus_env):
 
 
 def test_chat_answer_has_citations_and_follow_up(corpus_env):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = whole_app().run()
     at.chat_input[0].set_value("What is a cluster placement group?").run()
     no_errors(at)
     assistant = [m for m in at.chat_message if m.name == "assistant"]
@@ -82,7 +62,7 @@ def test_question_sent_while_an_answer_streams_keeps_both(corpus_env, monkeypatc
         monkeypatch.setenv("STUDYRAG_ANSWER__OPENAI_BASE_URL", stub.base_url)
         monkeypatch.setenv("STUDYRAG_ANSWER__MODEL", stub.models[0])
         monkeypatch.setenv("STUDYRAG_ANSWER__CONDENSE_WITH_MODEL", "false")
-        at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        at = whole_app().run()
         at.chat_input[0].set_value("What is Amazon S3?")
         with pytest.raises(RuntimeError, match="timed out"):
             at.run(timeout=1.0)  # Streamlit stops the run while the answer is on its way
@@ -99,7 +79,7 @@ def test_question_sent_while_an_answer_streams_keeps_both(corpus_env, monkeypatc
 
 
 def test_chat_not_covered_shows_nearest_topics(corpus_env):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = whole_app().run()
     at.chat_input[0].set_value("How do I bake sourdough bread at home?").run()
     no_errors(at)
     answer = at.session_state["chat"][-1]["answer"]
@@ -120,7 +100,7 @@ def test_chat_marks_unsupported_sentences():
 
 
 def test_empty_question_is_a_friendly_error(corpus_env):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = whole_app().run()
     at.chat_input[0].set_value("?!").run()
     assert not at.exception
     assert at.error and "empty" in at.error[0].value.lower()
@@ -228,8 +208,8 @@ def test_quality_page_shows_latest_report(corpus_env, tmp_path, monkeypatch):
 
 
 def test_sessions_do_not_share_chat(corpus_env):
-    one = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    two = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    one = whole_app().run()
+    two = whole_app().run()
     one.chat_input[0].set_value("What is a cluster placement group?").run()
     two.run()
     assert len(one.session_state["chat"]) == 2
@@ -274,7 +254,7 @@ def test_practice_round_is_graded_and_recorded(corpus_env, tmp_path, monkeypatch
 
 
 def test_quiz_me_on_this_opens_practice_on_the_topic(corpus_env):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = whole_app().run()
     at.chat_input[0].set_value("What is a cluster placement group?").run()
     at.button(key="quiz_1").click().run()
     no_errors(at)
@@ -284,7 +264,7 @@ def test_quiz_me_on_this_opens_practice_on_the_topic(corpus_env):
 
 def test_sidebar_shows_unavailable_backend_clearly(corpus_env, monkeypatch):
     monkeypatch.setenv("STUDYRAG_ANSWER__OLLAMA_HOST", "http://127.0.0.1:9")  # nobody listens
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = whole_app().run()
     at.toggle(key="sb_extractive").set_value(False).run()
     at.selectbox(key="sb_backend").set_value("ollama").run()
     no_errors(at)

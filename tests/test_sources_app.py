@@ -4,23 +4,14 @@ viewer naming a document's page or slide."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("streamlit")
+from apptest import whole_app  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 ONE = "exam-scenarios.md"
-
-
-@pytest.fixture
-def corpus_env(monkeypatch, corpus_settings):
-    monkeypatch.setenv("STUDYRAG_HOME", str(corpus_settings.home))
-    monkeypatch.setenv("STUDYRAG_STORAGE__NOTES_DIR", str(corpus_settings.storage.notes_dir))
-    monkeypatch.setenv("STUDYRAG_ANSWER__BACKEND", "extractive")
-    return corpus_settings
 
 
 def _sources_widget(at: AppTest):
@@ -36,7 +27,7 @@ def _sources_widget(at: AppTest):
 
 def test_sidebar_sources_limit_the_answers_citations(corpus_env):
     question = "What is the maximum execution time of a Lambda function?"
-    at = AppTest.from_file(APP, default_timeout=180).run()
+    at = whole_app().run()
     widget = _sources_widget(at)
     assert ONE in widget.options and len(widget.options) == 5
     at.chat_input[0].set_value(question).run()

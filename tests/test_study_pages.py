@@ -8,27 +8,9 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from apptest import no_errors, page_app  # noqa: E402
+
 from rag.progress import Progress  # noqa: E402
-
-TIMEOUT = 180
-
-
-def page_app(name: str) -> AppTest:
-    return AppTest.from_string(
-        f"from rag.ui.app import main\nmain(only={name!r})", default_timeout=TIMEOUT)
-
-
-@pytest.fixture
-def corpus_env(monkeypatch, corpus_settings):
-    monkeypatch.setenv("STUDYRAG_HOME", str(corpus_settings.home))
-    monkeypatch.setenv("STUDYRAG_STORAGE__NOTES_DIR", str(corpus_settings.storage.notes_dir))
-    monkeypatch.setenv("STUDYRAG_ANSWER__BACKEND", "extractive")
-    return corpus_settings
-
-
-def no_errors(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 @pytest.fixture
