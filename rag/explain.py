@@ -6,7 +6,10 @@ each option. Every clause of those passages is scored against "scenario + option
 (embedding cosine plus the IDF-weighted share of the scenario's own terms the clause shares);
 a clause counts for an option only when it names that option and no other. Text the notes
 wrote about one particular question (a verdict, "you chose ...") counts only when its passage
-is about this very scenario, and second-person lines are never shown as reasoning.
+is about this very scenario, and second-person lines are never shown as reasoning. When the
+scenario states a size or a duration, each option's limits of that kind are looked up too, and
+a bound the scenario breaks ("up to 4 KB" for 10 MB images) is the first reason the chosen
+option fails, said with both figures (``rag.quantities``).
 
 Without the key the explainer settles only on a clear lead (thresholds fitted on the tune
 halves of ``evals/datasets/explain_exam.jsonl`` and ``explain_dev.jsonl``); otherwise it shows
@@ -19,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -33,6 +36,7 @@ from rag.evidence import (SCENARIO_LINE, YOUR_CHOICE, Clause, VectorCache,
 from rag.extractive import _finish
 from rag.generation.registry import writes
 from rag.models import Citation, Hit
+from rag.quantities import LIMIT_WORDS, Conflict, conflict, quantities
 from rag.retrieval import clean_question
 from rag.text import LIMIT, content_terms, mentions, names, sentences, stem, strip_markup
 
@@ -172,6 +176,9 @@ class _Scored:
     describes: np.ndarray  # clauses x options: score where the clause is plainly about it
     cos: np.ndarray  # clauses x options: cos(clause, scenario + option)
     owner: np.ndarray  # per clause: the option its subject is, else UNKNOWN or NEIGHBOUR
+    # (clause, option) -> a bound the clause states for that option which the scenario's own
+    # quantity breaks ("max 15 minutes" for a two-hour job): the plainest reason it fails
+    conflicts: dict[tuple[int, int], Conflict] = field(default_factory=dict)
 
 
 class Explainer:
@@ -192,6 +199,10 @@ class Explainer:
         focus = " ".join(content_terms(key_requirement(stem))[:8])
         queries = [(stem, self.scenario_k)] + [
             (f"{text} {focus}".strip(), self.per_option_k) for text in options.values()]
+        # The scenario needs a size or a duration: look up each option's limits of that kind.
+        kinds = dict.fromkeys(q.kind for q in quantities(stem))
+        queries += [(f"{text} {LIMIT_WORDS[kind]}", self.per_option_k)
+                    for kind in kinds for text in options.values()]
         for query, k in queries:
             for hit in self.search.hits(query, k):
                 if hit.id not in pool or hit.fused > pool[hit.id].fused:
@@ -265,7 +276,23 @@ class Explainer:
             against[limited, j] = value[limited, j]
             own = usable & mine & (pos[:, j] >= 2 * fit.own_share) & alone
             describes[own, j] = value[own, j]
-        return _Scored(clauses, usable, support, against, named_any, describes, cos, owner)
+        # A bound counts against the option the line is closest to (the option may be named
+        # only by an outline parent or an abbreviation), unless its subject is another option.
+        needed = quantities(stem)
+        conflicts = {}
+        for i, c in enumerate(clauses):
+            found = conflict(needed, c.text) if usable[i] else None
+            if not found:
+                continue
+            spelled = [j for j, k in enumerate(keys) if _abbreviates(c.text, options[k])]
+            j = spelled[0] if len(spelled) == 1 else int(np.argmax(about[i]))
+            if owner[i] in (j, UNKNOWN, NEIGHBOUR) and (
+                    about[i, j] >= fit.owned_cos or owner[i] == j or spelled):
+                conflicts[i, j] = found
+        for i, j in conflicts:
+            against[i, j] = max(against[i, j], value[i, j])
+        return _Scored(clauses, usable, support, against, named_any, describes, cos, owner,
+                       conflicts)
 
     def _owner(self, clause: Clause, options: dict[str, str], distinct: dict[str, set[str]],
                df: dict[str, int], n: int) -> int:
@@ -406,6 +433,18 @@ class Explainer:
             "explanation": f"{prose}\n\n{result.explanation}", "backend": "generated"})
 
 
+_ACRONYM = re.compile(r"\b([A-Z]{2,6})s?\b")
+
+
+def _abbreviates(text: str, option: str) -> bool:
+    """Does ``text`` write an acronym of words the option spells out ("CMKs" for "a customer
+    managed key")?"""
+    words = [w[0] for w in re.findall(r"[A-Za-z]+", option.lower())]
+    spelled = "".join(words)
+    return any(len(a) >= 3 and a.lower() in spelled and not mentions(option, a)
+               for a in _ACRONYM.findall(text))
+
+
 def _compound(text: str, terms: set[str], option: str) -> bool:
     """Does the text name a sibling of the option: one of its terms followed by a name the
     option does not write ("NAT Instances" for "a NAT gateway", "FSx for Lustre" for "FSx
@@ -486,8 +525,14 @@ class _Writer:
         return ranked[0] if ranked else None
 
     def limit_of(self, letter: str, fresh: bool = True) -> int | None:
-        """The line that states the option's limit: one whose subject is the option first,
-        else any line about it that is close to the scenario."""
+        """The line that states the option's limit: a bound that the scenario's own quantity
+        breaks first, then one whose subject is the option, else any line about it that is
+        close to the scenario."""
+        j = self.keys.index(letter)
+        broken = [i for (i, k) in self.s.conflicts if k == j
+                  and (self._shown(i) or not fresh and i in self.used)]
+        if broken:
+            return max(broken, key=lambda i: self.s.against[i, j])
         owned = self.best(self.s.against, letter, self.params.owned_cos, fresh, owned=True)
         return owned if owned is not None else self.best(self.s.against, letter,
                                                          self.params.contra_cos, fresh)
@@ -509,7 +554,12 @@ class _Writer:
             sec.chosen_fails = [Reason(text=f"Your answer {chosen} is the correct one.")]
         else:
             i = self.limit_of(chosen)
-            if i is not None:
+            broken = self.s.conflicts.get((i, self.keys.index(chosen)))
+            if i is not None and broken:
+                sec.chosen_fails.append(self.reason(
+                    i, f"{chosen} ({_short(opts[chosen])}) falls short: "
+                       f"{broken.describe()}. {self.says(i)}"))
+            elif i is not None:
                 sec.chosen_fails.append(self.reason(
                     i, f"{chosen} ({_short(opts[chosen])}) falls short. {self.says(i)}"))
             elif wrong:

@@ -28,18 +28,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag.config import VerifySettings
+from rag.quantities import NUMBER_WORDS
 from rag.text import (HEADING, NEGATION, clauses, content_terms, mentions, names, negations,
                       sentences, stem, strip_markup)
 
 # --- numbers ---------------------------------------------------------------------------
-_NUMBER_WORDS = {
-    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-    "sixteen": 16, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
-    "ninety": 90, "hundred": 100, "thousand": 1000, "twice": 2, "double": 2,
-}
 _NUM = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\d])")
-_NUM_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+_NUM_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
 
 
 _RATE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:\s*[A-Za-z%]+(?:/s)?)??"
@@ -57,7 +52,7 @@ def rates(text: str) -> set[tuple[float, str]]:
 def numbers(text: str) -> set[float]:
     """Every quantity in ``text`` as a value: '15-minute', '15 minutes', 'fifteen' -> 15."""
     values = {float(m.group(1).replace(",", "")) for m in _NUM.finditer(text)}
-    values |= {float(_NUMBER_WORDS[m.group(1).lower()]) for m in _NUM_WORD.finditer(text)}
+    values |= {float(NUMBER_WORDS[m.group(1).lower()]) for m in _NUM_WORD.finditer(text)}
     return values
 
 

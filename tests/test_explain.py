@@ -45,6 +45,23 @@ VIDEO = ("A company's serverless video pipeline on AWS Lambda times out because 
          "D. Run the encoder on a single EC2 instance with a cron job.")
 
 
+# The scenario needs more than the chosen option's stated limit allows.
+ENCRYPT = ("A healthcare company must encrypt medical images of 2 to 10 MB each with keys "
+           "managed in AWS KMS before storing them. Which approach should the solutions "
+           "architect recommend?\n"
+           "A. Call the KMS Encrypt API on each image with a customer managed key.\n"
+           "B. Call GenerateDataKey, encrypt each image locally with the returned data key, "
+           "and store the encrypted data key alongside it.\n"
+           "C. Enable SSL on the upload endpoint.\n"
+           "D. Store the images in CloudHSM.")
+TRANSCODE = ("A company runs a nightly video transcoding job that takes about two hours per file. "
+             "The team does not want to manage servers. Which compute option should they use?\n"
+             "A. An EC2 On-Demand instance that the team patches.\n"
+             "B. An AWS Lambda function triggered by an S3 event.\n"
+             "C. A container task on Amazon ECS with the Fargate launch type.\n"
+             "D. Amazon Athena.")
+
+
 @pytest.fixture(scope="module")
 def explainer(tutor):
     return Explainer(tutor)
@@ -243,3 +260,16 @@ def test_a_limit_of_a_neighbouring_thing_is_no_reason_against_the_option(explain
     shown = [r.quote for r in e.sections.chosen_fails] + [
         ev.quote for ev in e.evidence if ev.letter == "D"]
     assert not any("NAT Instances" in q for q in shown)
+
+
+@pytest.mark.parametrize("question, chosen, correct, needed, bound", [
+    (ENCRYPT, "A", "B", "10 MB", "4KB"), (TRANSCODE, "B", "C", "two hours", "15 minute")])
+def test_the_reason_the_chosen_option_fails_is_the_limit_the_scenario_breaks(
+        explainer, question, chosen, correct, needed, bound):
+    """The notes' bound on the chosen option, compared with what the scenario needs (in one
+    unit: 10 MB > 4 KB, two hours > 15 minutes), cited: the reason a tutor would give."""
+    e = explainer.explain(question, chosen, correct)
+    fails = e.sections.chosen_fails[0]
+    assert fails.citation and bound in fails.quote
+    assert f"needs {needed}" in fails.text and "limit of" in fails.text
+    assert next(ev for ev in e.evidence if ev.letter == chosen).label == "contradicts"
