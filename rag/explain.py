@@ -36,7 +36,7 @@ from rag.evidence import (SCENARIO_LINE, YOUR_CHOICE, Clause, VectorCache,
 from rag.extractive import _finish
 from rag.generation.registry import writes
 from rag.models import Citation, Hit
-from rag.quantities import LIMIT_WORDS, Conflict, conflict, quantities
+from rag.quantities import Bound, check_bound, limit_query, quantities
 from rag.retrieval import clean_question
 from rag.text import LIMIT, content_terms, mentions, names, sentences, stem, strip_markup
 
@@ -178,7 +178,9 @@ class _Scored:
     owner: np.ndarray  # per clause: the option its subject is, else UNKNOWN or NEIGHBOUR
     # (clause, option) -> a bound the clause states for that option which the scenario's own
     # quantity breaks ("max 15 minutes" for a two-hour job): the plainest reason it fails
-    conflicts: dict[tuple[int, int], Conflict] = field(default_factory=dict)
+    conflicts: dict[tuple[int, int], Bound] = field(default_factory=dict)
+    # (clause, option) -> a bound of that option the scenario's quantity keeps: why it fits
+    kept: dict[tuple[int, int], Bound] = field(default_factory=dict)
 
 
 class Explainer:
@@ -201,7 +203,7 @@ class Explainer:
             (f"{text} {focus}".strip(), self.per_option_k) for text in options.values()]
         # The scenario needs a size or a duration: look up each option's limits of that kind.
         kinds = dict.fromkeys(q.kind for q in quantities(stem))
-        queries += [(f"{text} {LIMIT_WORDS[kind]}", self.per_option_k)
+        queries += [(f"{text} {limit_query(kind)}", self.per_option_k)
                     for kind in kinds for text in options.values()]
         for query, k in queries:
             for hit in self.search.hits(query, k):
@@ -279,20 +281,20 @@ class Explainer:
         # A bound counts against the option the line is closest to (the option may be named
         # only by an outline parent or an abbreviation), unless its subject is another option.
         needed = quantities(stem)
-        conflicts = {}
+        conflicts, kept = {}, {}
         for i, c in enumerate(clauses):
-            found = conflict(needed, c.text) if usable[i] else None
+            found = check_bound(needed, c.text) if usable[i] else None
             if not found:
                 continue
             spelled = [j for j, k in enumerate(keys) if _abbreviates(c.text, options[k])]
             j = spelled[0] if len(spelled) == 1 else int(np.argmax(about[i]))
             if owner[i] in (j, UNKNOWN, NEIGHBOUR) and (
                     about[i, j] >= fit.owned_cos or owner[i] == j or spelled):
-                conflicts[i, j] = found
+                (conflicts if found.broken else kept)[i, j] = found
         for i, j in conflicts:
             against[i, j] = max(against[i, j], value[i, j])
         return _Scored(clauses, usable, support, against, named_any, describes, cos, owner,
-                       conflicts)
+                       conflicts, kept)
 
     def _owner(self, clause: Clause, options: dict[str, str], distinct: dict[str, set[str]],
                df: dict[str, int], n: int) -> int:
@@ -578,10 +580,15 @@ class _Writer:
                          "this requirement."))
 
         if correct is not None:
-            i = self.best(self.s.named, correct, self.params.backs_cos)
+            j = self.keys.index(correct)
+            within = [i for (i, k) in self.s.kept if k == j and self._shown(i)]
+            i = max(within, key=lambda i: self.s.cos[i, j]) if within else self.best(
+                self.s.named, correct, self.params.backs_cos)
             if i is not None:
+                kept = self.s.kept.get((i, j))
+                why = f": {kept.describe()}." if kept else "."
                 sec.correct_fits.append(self.reason(
-                    i, f"{correct} ({_short(opts[correct])}) fits. {self.says(i)}"))
+                    i, f"{correct} ({_short(opts[correct])}) fits{why} {self.says(i)}"))
                 self.fits_at = i
                 more = self._same_passage(i, correct)
                 if more is None:

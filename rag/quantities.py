@@ -1,9 +1,10 @@
-"""Quantities with a unit ("15 minutes", "4KB", "two hours"), in one base unit per kind.
+"""Quantities ("15 minutes", "4KB", "two hours", "ten read replicas") in one base unit per kind.
 
 An exam scenario states what it needs ("files of 2 to 10 MB", "a job of about two hours") and
-the notes state limits ("up to 4 KB", "max 15 minutes"); comparing the two in seconds or bytes
-is how the explainer finds the actual reason an option fails. Units are plain SI time and data
-sizes, so this knows nothing about any one subject.
+the notes state limits ("up to 4 KB", "max 15 minutes"); comparing the two in seconds, bytes or
+things counted is how the explainer finds the actual reason an option fails (or fits). Units
+are plain SI time and data sizes, and counts are matched by the stem of the counted noun, so
+this knows nothing about any one subject.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.text import LIMIT
+from rag.text import LIMIT, STOP, stem
 
 # Number words as numbers ("fifteen" = 15); not "one", which is mostly a pronoun ("one of").
 NUMBER_WORDS = {
@@ -37,20 +38,21 @@ _QUANTITY = re.compile(
     r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|one|" + "|".join(NUMBER_WORDS) + r")"
     r"(?:\s*-\s*|\s*)(" + "|".join(sorted({*_UNITS, *_PLURAL}, key=len, reverse=True))
     + r")\b", re.IGNORECASE)
-# Bounds from below: "at least 30 days", "a minimum of 3 AZs"; any other limit word bounds
-# from above ("up to", "max", "no more than", "cannot exceed").
-_FLOOR = re.compile(r"\b(?:at least|min(?:imum|imal)?|more than|no (?:less|fewer) than)\b",
-                    re.IGNORECASE)
 # Words for a query that looks for an option's limits of one kind.
 LIMIT_WORDS = {_SECOND: "maximum time limit seconds minutes hours",
                _BYTE: "maximum size limit KB MB GB"}
 
 
+def limit_query(kind: str) -> str:
+    """Words that find the stated limits of one kind ("up to 5 Read Replicas")."""
+    return LIMIT_WORDS.get(kind) or f"up to maximum limit {kind.partition(':')[2]}"
+
+
 @dataclass(frozen=True)
 class Quantity:
     value: float
-    kind: str  # "time" or "size"
-    base: float  # in seconds or bytes
+    kind: str  # "time", "size" or "count:<noun stem>"
+    base: float  # in seconds, bytes or things
     text: str  # as written
 
 
@@ -64,42 +66,73 @@ def _unit(word: str) -> tuple[str, float] | None:
     return None
 
 
+_COUNT = re.compile(
+    r"(?<![\w.$])(\d{1,3}(?:,\d{3})+|\d+|" + "|".join(NUMBER_WORDS) + r")"
+    r"((?:\s+[A-Za-z][\w-]*){1,2})", re.IGNORECASE)
+
+
+def _number(word: str) -> float:
+    word = word.lower()
+    return float({"one": 1, **NUMBER_WORDS}.get(word) or word.replace(",", ""))
+
+
 def quantities(text: str) -> list[Quantity]:
-    """Every time span and data size in ``text``."""
-    out = []
+    """Every time span and data size in ``text``, and counts of things ("ten read replicas",
+    "up to 5 Read Replicas": kind "count:replica", the stem of the counted noun)."""
+    out, spans = [], []
     for m in _QUANTITY.finditer(text):
         number, unit = m.group(1).lower(), _unit(m.group(2))
         if unit is None or (m.group(2) in ("s", "h") and not number[0].isdigit()):
             continue
-        value = float({"one": 1, **NUMBER_WORDS}.get(number) or number.replace(",", ""))
+        value = _number(number)
         out.append(Quantity(value, unit[0], value * unit[1], m.group(0)))
+        spans.append(m.start())
+    for m in _COUNT.finditer(text):
+        words = m.group(2).split()
+        words = words[:next((k for k, w in enumerate(words) if w.lower() in STOP), len(words))]
+        if m.start() in spans or not words or _unit(words[0]):
+            continue
+        noun = stem(words[-1].lower())
+        value = _number(m.group(1))
+        out.append(Quantity(value, f"count:{noun}", value,
+                            f"{m.group(1)} {' '.join(words)}"))
     return out
 
 
 @dataclass(frozen=True)
-class Conflict:
-    """A stated bound of the notes that a quantity the question needs does not fit."""
+class Bound:
+    """A bound a note line states, checked against a quantity the question needs."""
 
     needed: Quantity
     bound: Quantity
-    floor: bool  # a minimum (the need is below it), else a maximum (the need is above it)
+    floor: bool  # a minimum, else a maximum
+    broken: bool  # the need is above the maximum (or below the minimum)
 
     def describe(self) -> str:
+        """Both figures in words: "the question needs two hours, and your notes give a limit
+        of 15 minutes" (broken) or "... which is within the limit of 6 hours" (kept)."""
         which = "a minimum of" if self.floor else "a limit of"
-        return f"the question needs {self.needed.text}, and your notes give {which} " \
-               f"{self.bound.text}"
+        if self.broken:
+            return f"the question needs {self.needed.text}, and your notes give {which} " \
+                   f"{self.bound.text}"
+        where = "above the minimum of" if self.floor else "within the limit of"
+        return f"the question needs {self.needed.text}, {where} {self.bound.text} in your notes"
 
 
-def conflict(needed: list[Quantity], line: str) -> Conflict | None:
-    """The first bound ``line`` states ("up to 4 KB", "max 15 minutes") that one of the
-    ``needed`` quantities of the same kind exceeds (or, for a minimum, falls short of)."""
+_CEILING = re.compile(r"\b(?:up to|at most|max(?:imum)?|no more than|exceed\w*|less than|"
+                      r"smaller than|shorter than)\b", re.IGNORECASE)
+_FLOOR = re.compile(r"\b(?:at least|min(?:imum|imal)?|more than|larger than|longer than|"
+                    r"greater than|no (?:less|fewer) than)\b", re.IGNORECASE)
+
+
+def check_bound(needed: list[Quantity], line: str) -> Bound | None:
+    """The first bound ``line`` states ("up to 4 KB", "max 15 minutes", "works on data larger
+    than 4KB") on a quantity of the kind one of ``needed`` is, and whether the need breaks
+    it; a broken bound comes first."""
     if not needed or not LIMIT.search(line):
         return None
-    floor = bool(_FLOOR.search(line)) and not re.search(
-        r"\b(?:up to|at most|max(?:imum)?|no more than|exceed\w*)\b", line, re.IGNORECASE)
-    for bound in quantities(line):
-        for need in needed:
-            if need.kind == bound.kind and (need.base < bound.base if floor
-                                            else need.base > bound.base):
-                return Conflict(need, bound, floor)
-    return None
+    floor = bool(_FLOOR.search(line)) and not _CEILING.search(line)
+    found = [Bound(need, bound, floor, need.base < bound.base if floor
+                   else need.base > bound.base)
+             for bound in quantities(line) for need in needed if need.kind == bound.kind]
+    return max(found, key=lambda b: b.broken, default=None)

@@ -67,7 +67,8 @@ NEGATION = re.compile(
 LIMIT = re.compile(
     r"\b(?:up to|at (?:most|least)|max(?:imum|imal)?|min(?:imum|imal)?|limit(?:s|ed)?|"
     r"(?:no|not)\s+(?:more|larger|longer|bigger|greater|later|higher|fewer|less)\s+than|"
-    r"(?:less|more|fewer|greater)\s+than|exceed\w*)\b", re.IGNORECASE)
+    r"(?:less|more|fewer|greater|larger|smaller|longer|shorter)\s+than|exceed\w*)\b",
+    re.IGNORECASE)
 # A negated bound states a limit, not a denial: "no larger than 400 KB", "cannot exceed".
 _NEGATED_BOUND = re.compile(
     r"\b(?:no|not)\s+(?:more|larger|longer|bigger|greater|later|higher|fewer|less)\s+than\b"
