@@ -8,13 +8,15 @@ retrieved like a question; the questions come from the lines of those passages:
 
 * ``which-fits``: a line about one name ("X can run up to 15 minutes") becomes "Which of these
   can run up to 15 minutes?" with that name right and siblings from its family that the notes
-  describe differently as distractors;
+  describe differently as distractors, the most alike first; a line that is no predicate
+  (a verbless bullet) makes no question;
 * ``true-statement``: a line with a number or limit; the distractors change the number to other
   values the notes use with the same unit;
 * ``harvested``: the notes' own exam scenarios (a prompt line followed by a solution line).
 
 :class:`Validator` checks each one against its passage before use: one option supported, no
-distractor the notes also state, the stem does not name the answer, no near-duplicate. With a
+distractor the notes also state, no word of an option in the stem (in any form), no
+near-duplicate. A set tests several things: one question per answer, two per passage. With a
 configured generator, questions come as structured output and go through the same validator.
 """
 
@@ -38,7 +40,7 @@ from rag.evidence import VectorCache, clauses_of, heading_at, is_negative, stems
 from rag.extractive import _finish, lead_of, split_units
 from rag.generation.registry import writes
 from rag.models import Chunk, Hit, Passage
-from rag.text import STOP, content_terms, sentences, strip_markup
+from rag.text import STOP, clauses, content_terms, sentences, strip_markup
 
 log = logging.getLogger(__name__)
 Source = Literal["harvested", "which-fits", "true-statement", "generated"]
@@ -63,6 +65,8 @@ _DEICTIC = re.compile(r"\b(this|that|these|those|it|they|them|above|below|before
 _META = re.compile(r"\b(considerations?|steps?|types?|basics|attributes?|concepts?|"
                    r"approach(?:es)?|overview|general|summary|examples?|definitions?|"
                    r"architecture|fundamentals|refresher|notation|dominant)\b", re.IGNORECASE)
+_BARE_USE = re.compile(r"^(can|should|may|must)?\s*use\s+(?=(?:if|when|for|to|with|in|as)\b)",
+                       re.IGNORECASE)
 _FORMULA = re.compile(r"[<>{}=|\\^]|\w\[\w")  # markup, formulas, code: not a question
 _LABELLED = re.compile(r"^(prompt|question|scenario)\s*:\s*", re.IGNORECASE)
 _SOLUTION = re.compile(r"^(solution|answer)\s*:\s*", re.IGNORECASE)
@@ -176,7 +180,10 @@ class Vocabulary:
     names: dict[str, str] = field(default_factory=dict)  # lower-case form -> canonical name
     family: dict[str, Counter] = field(default_factory=dict)  # canonical -> listed with it
     lines: dict[str, list[tuple[str, Chunk]]] = field(default_factory=dict)  # name -> lines
+    told: Counter = field(default_factory=Counter)  # name -> lines that start with it
+    reach: Counter = field(default_factory=Counter)  # name -> passages that mention it
     total_lines: int = 0
+    total_chunks: int = 0
     _pattern: re.Pattern | None = None
 
     @classmethod
@@ -215,7 +222,19 @@ class Vocabulary:
         vocab = cls(names=canon)
         for chunk in chunks:
             vocab._learn(chunk)
+            vocab.reach.update(set(vocab.find(chunk.text)))
+        vocab.total_chunks = len(chunks)
         return vocab
+
+    def general(self, name: str) -> bool:
+        """A name a quarter of the passages mention is the subject itself (the platform or
+        field the notes are about), not one thing in it to tell apart from others."""
+        return self.reach[name] * 4 > max(self.total_chunks, 1)
+
+    def described(self, name: str) -> bool:
+        """The notes say things about it: two or more lines start with it (not a word such
+        as a protocol or a language that lines merely mention)."""
+        return self.told[name] >= 2
 
     def _learn(self, chunk: Chunk) -> None:
         """Lines per name, and which names the notes list as alternatives: side by side in
@@ -234,8 +253,10 @@ class Vocabulary:
             subjects = [self.subject(s) for s in sentences(u.text)]
             self._together(list(dict.fromkeys(listed)))
             self._together(list(dict.fromkeys(x for x in subjects if x)))
-            if u.parent is not None and (first := self.subject(u.text)):
-                by_parent[u.parent].append(first)
+            if first := self.subject(u.text):
+                self.told[first] += 1
+                if u.parent is not None:
+                    by_parent[u.parent].append(first)
         for group in by_parent.values():
             self._together(list(dict.fromkeys(group)))
 
@@ -280,8 +301,8 @@ class Vocabulary:
     def siblings(self, name: str, vectors: VectorCache, kind_min: float) -> list[str]:
         """Alternatives of the same kind: names the notes list as alternatives to this one,
         ranked by how alike the notes' lines about each are (the mean line vector is what a
-        name *is* in these notes). Never one that contains it or is part of it ("S3" and "S3
-        Glacier" are one thing seen twice)."""
+        name *is* in these notes). Never one that contains it or is part of it ("Hubble" and
+        "Hubble Space Telescope" are one thing seen twice)."""
         words = set(name.lower().split())
         pool = []
         for other, together in self.family.get(name, Counter()).most_common(30):
@@ -304,6 +325,20 @@ class Vocabulary:
 # --- validation ----------------------------------------------------------------------------
 def _norm(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def _hints(question: Question) -> list[str]:
+    """A word of an option in the stem, in any form ("by weighting votes" for "Weighted"),
+    points at it (or away from it). Words every option shares, and the words of the cited
+    section's headings (the stem's scope: "In your notes on ..."), do not."""
+    shared = set.intersection(*(stems(o) for o in question.options))
+    told = stems(question.stem) - stems(question.passage.heading.replace(" > ", " "))
+    out = []
+    for i, option in enumerate(question.options):
+        if (stems(option) - shared) & told:
+            out.append("the stem gives the answer away" if i == question.answer_index
+                       else f"the stem names option {option!r}")
+    return out
 
 
 class Validator:
@@ -349,10 +384,8 @@ class Validator:
             problems.append("options are not distinct")
         if not question.stem.strip() or not question.passage.text.strip():
             problems.append("empty stem or passage")
-        answer = _norm(question.answer)
-        if question.source == "which-fits" and re.search(rf"\b{re.escape(answer)}\b",
-                                                         _norm(question.stem)):
-            problems.append("the stem gives the answer away")
+        if question.source in ("which-fits", "generated"):
+            problems += _hints(question)
         if question.source != "harvested":
             scores = self.support(question)
             right = scores[question.answer_index]
@@ -390,6 +423,7 @@ class _Line:
     # with what the notes say under each; empty: the vocabulary's families are used.
     alternatives: dict[str, list[tuple[str, Chunk]]] = field(default_factory=dict)
     family: str = ""  # what the alternatives are (their parent label or heading)
+    own: list[str] = field(default_factory=list)  # the notes' other lines about the answer
     named: str = ""  # the name the line starts with, when the answer is its section heading
     from_heading: bool = False  # the subject is the section heading, not named by the line
 
@@ -408,6 +442,51 @@ def _is_label(text: str, most: int = 4) -> bool:
     return 1 <= len(words) <= most and "vs" not in words and not re.search(
         r"[.;!?]$", text) and not _COPULA.search(joined) and not _DEICTIC.search(joined) \
         and not _META.search(joined)
+
+
+def _indented(chunk: Chunk, line: int) -> bool:
+    """An indented line is a sub-bullet even where the chunk cut its parent off."""
+    raw = chunk.text.split("\n")[line - chunk.start_line: line - chunk.start_line + 1]
+    return bool(raw) and raw[0][:1].isspace()
+
+
+def _voice(predicate: str) -> str:
+    """An outline's bare "use if ..." / "can use for ..." read as a question about the
+    thing: "is used if ...", "can be used for ..."."""
+    m = _BARE_USE.match(predicate)
+    if not m:
+        return predicate
+    return (f"{m.group(1).lower()} be used " if m.group(1) else "is used ") + predicate[m.end():]
+
+
+def _sentence_with(text: str, value: str) -> str:
+    """The sentence of a line that states a figure (the whole line when none is split)."""
+    return next((s for s in sentences(text) if value in s), text)
+
+
+def _words(text: str) -> set[str]:
+    """Stems of a phrase with its hyphenated words also apart ("Multi-head" meets "Multi
+    head")."""
+    return stems(text) | stems(text.replace("-", " "))
+
+
+def _same_thing(a: str, b: str) -> bool:
+    """One name with and without a parenthesised qualifier ("Kepler", "Kepler (K2)") is
+    one thing twice; two qualified forms ("Kepler (K2)", "Kepler (prime)") are not."""
+    bare = [re.sub(r"\s*\([^)]*\)", "", x).strip().lower() for x in (a, b)]
+    return bare[0] == bare[1] and (a.lower() == bare[0] or b.lower() == bare[1])
+
+
+def _distinct(answer: str, distractors: list[str]) -> list[str]:
+    """Distractors that are not the answer or an earlier one in other words: a word set
+    inside another ("Use Hubble", "Use the Hubble archive") is one option
+    twice."""
+    kept: list[str] = []
+    for d in distractors:
+        words = stems(d)
+        if not any(words <= stems(o) or stems(o) <= words for o in [answer] + kept):
+            kept.append(d)
+    return kept
 
 
 def _shuffle(correct: str, distractors: list[str], rng: random.Random) -> tuple[list[str], int]:
@@ -462,17 +541,17 @@ class QuestionWriter:
                 line = _Line(u.text, "", hit.chunk, u.line)
                 labels = self._labels(units, u, hit.chunk)
                 if labels:
-                    line.subject, line.family, line.alternatives = labels
+                    line.subject, line.family, line.alternatives, line.own = labels
                     out.append(line)
                     continue
                 line.subject = self.vocab.subject(u.text) or ""
-                top = u.parent is None
+                top = u.parent is None and not _indented(hit.chunk, u.line)
                 if headings and top and (not self.vocab.find(u.text) or line.subject and
                                          line.subject == self.vocab.subject(heading)):
                     # a top-level line of a section that is one of several alternatives
                     # (sibling headings): the heading is the answer
                     line.named, line.subject = line.subject, _label(heading)
-                    line.family, line.alternatives = headings
+                    line.family, line.alternatives, line.own = headings
                     line.from_heading = True
                 elif not line.subject and not self.vocab.find(u.text):
                     line.subject = self.vocab.subject(lead_of(units, u, depth=1)) or ""
@@ -480,10 +559,10 @@ class QuestionWriter:
                     out.append(line)
         return out
 
-    def _labels(self, units, u, chunk: Chunk) -> tuple[str, str, dict] | None:
-        """(label, family, alternatives) when ``u`` sits under a short label with >= 3
-        sibling labels, each with lines under it. Top-level labels are gathered over the
-        whole section (one section can span several chunks)."""
+    def _labels(self, units, u, chunk: Chunk) -> tuple[str, str, dict, list[str]] | None:
+        """(label, family, alternatives, the label's own lines) when ``u`` sits under a short
+        label with >= 3 sibling labels, each with lines under it. Top-level labels are
+        gathered over the whole section (one section can span several chunks)."""
         if u.parent is None or not _is_label(units[u.parent].text):
             return None
         parent = units[u.parent]
@@ -499,7 +578,7 @@ class QuestionWriter:
             return None
         family = _label(units[grand].text) if grand is not None else \
             _label(chunk.heading.split(" > ")[-1])
-        return own, family, alternatives
+        return own, family, alternatives, [t for t, _ in pool.get(own, [])]
 
     def _section_labels(self, chunk: Chunk) -> dict[str, list[tuple[str, Chunk]]]:
         """Top-level labels (with their sub-bullets) of every chunk of this heading."""
@@ -517,9 +596,9 @@ class QuestionWriter:
             self._labels_cache[key] = found
         return self._labels_cache[key]
 
-    def heading_family(self, chunk: Chunk) -> tuple[str, dict] | None:
-        """(parent heading, {sibling heading: its lines}) when the chunk's section has >= 3
-        sibling sections under one parent heading."""
+    def heading_family(self, chunk: Chunk) -> tuple[str, dict, list[str]] | None:
+        """(parent heading, {sibling heading: its lines}, the section's own lines) when the
+        chunk's section has >= 3 sibling sections under one parent heading."""
         path = (chunk.heading or "").split(" > ")
         if len(path) < 2:
             return None
@@ -530,7 +609,7 @@ class QuestionWriter:
                         if h != own and _is_label(h, 5)}
         if len(alternatives) < 3 or not _is_label(own, 5):
             return None  # long headings are sections, not alternatives of one kind
-        return _label(path[-2]), alternatives
+        return _label(path[-2]), alternatives, [t for t, _ in found.get(own, [])]
 
     def _heading_sections(self) -> dict[str, dict[str, list[tuple[str, Chunk]]]]:
         if self._sections is None:
@@ -544,37 +623,45 @@ class QuestionWriter:
         return self._sections
 
     def which_fits(self, line: _Line) -> tuple[str, list[str], list[str]] | None:
-        """(stem, answer + distractors, explanation lines) or None when it would be unfair."""
-        if is_negative(line.text) or _DEICTIC.search(line.text):
-            return None  # a negated fact is ambiguous; a pointing one is not self-contained
+        """(stem, answer + distractors, explanation lines) or None when it would be unfair.
+
+        The stem is the line's own predicate ("Which of these can be set to default,
+        continent, or country?"); a line that is not one (a verbless bullet, an outline
+        fragment with a colon or dash) makes no question, since quoting it after "which
+        does this describe" is not a question a student can read on its own."""
+        if is_negative(line.text) or _DEICTIC.search(line.text) or \
+                self.vocab.general(line.subject):
+            return None  # ambiguous, pointing at context, or about the whole subject
         predicate = _strip_subject(line.text, self.vocab, line.named or line.subject)
-        tokens = {t for t in re.findall(r"[a-z0-9]+", line.subject.lower()) if len(t) > 2}
-        told = predicate or line.text
-        if self.vocab.mentions(told, line.named or line.subject) or tokens & set(
-                re.findall(r"[a-z0-9]+", told.lower())):
-            return None  # the stem would name (part of) the answer
-        where = f"In your notes on {line.family}" if line.family else "According to your notes"
-        if predicate and len(content_terms(predicate)) >= 3:
-            predicate = predicate[0].lower() + predicate[1:] if predicate[1:2].islower() \
-                else predicate
-            stem = f"{where}, which of these {predicate.rstrip('.;:')}?"
-        elif line.alternatives and len(content_terms(line.text)) >= 4:
-            stem = f"{where}, which of these does this describe: \"{_finish(line.text)}\""
-        else:
+        if not predicate or len(content_terms(predicate)) < 3 or ":" in predicate \
+                or len(clauses(predicate)) > 1:
             return None
-        others = set(self.vocab.find(told))
+        if self.vocab.mentions(predicate, line.named or line.subject) or \
+                stems(line.subject) & stems(predicate):
+            return None  # the stem would name (a word of) the answer, in any form
+        where = f"In your notes on {line.family}" if line.family else "According to your notes"
+        predicate = predicate[0].lower() + predicate[1:] if predicate[1:2].islower() \
+            else predicate
+        stem = f"{where}, which of these {_voice(predicate).rstrip('.;:')}?"
+        others = set(self.vocab.find(predicate))
         if line.alternatives:
-            pool = list(line.alternatives)
-            self.rng.shuffle(pool)
+            own = self._kind([line.text] + line.own)
+            pool = sorted(line.alternatives, key=lambda k: -float(self._kind(
+                [t for t, _ in line.alternatives[k][:12]] or [k]) @ own))
         else:
-            pool = [s for s in self.vocab.siblings(line.subject, self.vectors, self.params.kind_min)
-                    if s not in others]
+            pool = [s for s in self.vocab.siblings(line.subject, self.vectors,
+                                                   self.params.kind_min)
+                    if s not in others and self.vocab.described(s)]
+        told = stems(predicate)
+        pool = [s for s in pool if not self.vocab.general(s) and not stems(s) & told]
         if len(pool) < 3:
             return None
-        pvec = self.vectors.encode([told])[0]
+        pvec = self.vectors.encode([predicate])[0]
         picked: list[tuple[str, str, float, Chunk]] = []
         for name in pool[:12]:
-            said = (line.alternatives.get(name) or self.vocab.lines.get(name, []))[:40]
+            if any(_same_thing(name, p) for p in [line.subject] + [p[0] for p in picked]):
+                continue
+            said = (line.alternatives.get(name) or self._about(name))[:40]
             if not said:
                 continue
             sims = self.vectors.encode([t for t, _ in said]) @ pvec
@@ -588,15 +675,28 @@ class QuestionWriter:
             return None
         picked.sort(key=lambda p: -p[2])
         tempting = picked[0]
+        scope = f"your notes on {line.family}" if line.family else "your notes"
         explanation = [
-            f"{line.subject} is right: your notes say \"{_finish(line.text)}\"",
-            f"{tempting[0]}, the tempting choice, is described differently: "
+            f"{line.subject} is right: {scope} say of {line.subject} \"{_finish(line.text)}\"",
+            f"{tempting[0]} is the tempting choice, but the notes say of it "
             f"\"{_finish(tempting[1])}\" ({Passage.from_chunk(tempting[3]).location})"]
         return stem, [line.subject] + [p[0] for p in picked], explanation
 
-    def true_statement(self, line: _Line, unit_values: dict[str, set[str]]
+    def _kind(self, lines: list[str]) -> np.ndarray:
+        """What a thing is in these notes: the mean vector of the lines about it."""
+        mean = self.vectors.encode(lines[:12]).mean(axis=0)
+        return mean / (np.linalg.norm(mean) or 1.0)
+
+    def _about(self, name: str) -> list[tuple[str, Chunk]]:
+        """The lines about a name: those that start with it (what the notes say it does),
+        else the ones that merely mention it."""
+        said = self.vocab.lines.get(name, [])
+        return [tc for tc in said if self.vocab.subject(tc[0]) == name] or said
+
+    def true_statement(self, line: _Line, unit_values: dict[str, dict[str, tuple[str, Chunk]]]
                        ) -> tuple[str, list[str], list[str]] | None:
-        """A line with a number: the distractors say other values the notes use."""
+        """A line with a number: the distractors say other values the notes use, and the
+        explanation says what one of them is in the notes (the figure it is confused with)."""
         if line.from_heading and not self.vocab.subject(line.subject):
             return None  # a figure in a section about no one name may belong to anything
         inside = [(a, b) for a, b, _ in self.vocab.spans(line.text)]
@@ -610,18 +710,30 @@ class QuestionWriter:
             return None  # "0.9 is recommended": a number without a unit
         text = line.text if self.vocab.mentions(line.text, line.subject) else \
             f"{line.subject}: {line.text}"
-        values = sorted(v for v in unit_values.get(unit, set()) if v != number
-                        and v not in line.text)
+        seen = unit_values.get(unit, {})
+        values = sorted(v for v in seen if v != number and v not in line.text)
         self.rng.shuffle(values)
-        fills = values[:3]
-        if len(fills) < 3 or len(unit) < 2:
+        if len(values) < 3 or len(unit) < 2:
+            return None
+        # The figures the notes give for the most similar things are the tempting ones; one
+        # said of a line much like this one could be this fact in other notes (also right).
+        said = {v: _sentence_with(seen[v][0], v) for v in values[:24]}
+        sims = self.vectors.encode(list(said.values())) @ self.vectors.encode([line.text])[0]
+        fills = [v for sim, v in sorted(zip(sims.tolist(), said), reverse=True)
+                 if sim < self.params.same_as_answer][:3]
+        if len(fills) < 3:
             return None
         variants = [_finish(text.replace(m.group(0), f"{v}{m.group(2)}{m.group(3)}", 1))
                     for v in fills]
         stem = f"Which statement about {line.subject} is true according to your notes?"
-        explanation = [f"Your notes say \"{_finish(text)}\"",
-                       f"The other options change the figure ({', '.join(fills)} instead of "
-                       f"{number})."]
+        where = heading_at(_hit(line.chunk), line.line)
+        explanation = [f"Your notes on {where} say \"{_finish(text)}\"" if where else
+                       f"Your notes say \"{_finish(text)}\""]
+        explanation.append(f"{fills[0]}{m.group(2)}{m.group(3)} is a figure they give for "
+                           f"something else: \"{_finish(said[fills[0]])}\" "
+                           f"({Passage.from_chunk(seen[fills[0]][1]).location})")
+        explanation.append(f"The other options change the figure ({', '.join(fills)} instead "
+                           f"of {number}).")
         return stem, [_finish(text)] + variants, explanation
 
     def _approaches(self, text: str) -> list[str]:
@@ -665,11 +777,11 @@ class QuestionWriter:
             distractors = [f"Use {n}" for n in rejected
                            if n not in named and not set(n.lower().split()) <= said]
             for n in self.vocab.siblings(named[0], self.vectors, self.params.kind_min):
-                if len(distractors) >= 3:
-                    break
-                if n not in named and f"Use {n}" not in distractors \
-                        and not set(n.lower().split()) <= said:
+                if n not in named and f"Use {n}" not in distractors and \
+                        self.vocab.described(n) and not self.vocab.general(n) and \
+                        not set(n.lower().split()) <= said:
                     distractors.append(f"Use {n}")
+            distractors = _distinct(answer, distractors)
             if len(distractors) < 3:
                 continue
             out.append((prompt[0], answer, distractors[:3], prompt[1],
@@ -703,7 +815,7 @@ class QuizMaker:
         self.stats = QuizStats()
         self._vocab: Vocabulary | None = None
         self._writer: QuestionWriter | None = None
-        self._units: dict[str, set[str]] | None = None
+        self._units: dict[str, dict[str, tuple[str, Chunk]]] | None = None
         self.asked: set[str] = set()
 
     @property
@@ -720,14 +832,17 @@ class QuizMaker:
                                           self.tutor.settings.quiz)
         return self._writer
 
-    def unit_values(self) -> dict[str, set[str]]:
-        """Numbers the notes write with each unit ("15 minutes", "4KB"), for distractors."""
+    def unit_values(self) -> dict[str, dict[str, tuple[str, Chunk]]]:
+        """Numbers the notes write with each unit ("15 minutes", "4KB"), for distractors,
+        each with the first line that says it (to show what that figure is about)."""
         if self._units is None:
-            found: dict[str, set[str]] = defaultdict(set)
+            found: dict[str, dict[str, tuple[str, Chunk]]] = defaultdict(dict)
             for chunk in self.index.chunks().values():
-                for m in _NUMBER.finditer(chunk.text):
-                    if m.group(3):
-                        found[m.group(3).lower()].add(m.group(1))
+                for raw in chunk.text.split("\n"):
+                    for m in _NUMBER.finditer(raw):
+                        if m.group(3):
+                            found[m.group(3).lower()].setdefault(m.group(1),
+                                                                 (_plain(raw), chunk))
             self._units = dict(found)
         return self._units
 
@@ -779,10 +894,15 @@ class QuizMaker:
             tvec = self.vectors.encode([topic])[0]
             sims = self.vectors.encode(
                 [f"{heading_at(_hit(ln.chunk), ln.line)}: {ln.text}" for ln in lines]) @ tvec
-            topic_terms = stems(topic)
+            topic_terms = _words(topic)
+            # A line must share two of the topic's words (one for a one-word topic) through
+            # its headings, its text or its subject: "telescope mirror coatings" is not any
+            # line under a "Telescopes" heading.
+            needed = min(2, len(topic_terms))
             for ln, sim in zip(lines, sims):
-                named = len(topic_terms & stems(f"{ln.chunk.heading} {ln.text}"))
-                ln.topic_sim = float(sim) + 0.1 * min(named, 2)
+                named = len(topic_terms & _words(f"{ln.chunk.heading} {ln.family} "
+                                                 f"{ln.subject} {ln.text}"))
+                ln.topic_sim = float(sim) + 0.1 * min(named, 2) if named >= needed else 0.0
             lines = [ln for ln in lines if ln.topic_sim >= self.tutor.settings.quiz.topic_min]
             lines.sort(key=lambda ln: -ln.topic_sim)
         by_kind: dict[str, list[Question]] = defaultdict(list)
@@ -863,11 +983,14 @@ class QuizMaker:
                     pool.insert(0, q)
         out: list[Question] = []
         per_answer: Counter = Counter()
+        per_passage: Counter = Counter()
         for q in pool:
             if len(out) == n:
                 break
-            if q.id in self.asked or per_answer[q.answer.lower()] >= 2:
-                continue  # a set tests more than one thing
+            where = (q.passage.file, q.passage.start_line)
+            fact = frozenset(stems(q.answer) - stems(q.stem)) or q.answer.lower()
+            if q.id in self.asked or per_answer[fact] or per_passage[where] >= 2:
+                continue  # a set tests several things, not one passage or answer twice
             self.stats.candidates += 1
             problems = self.validator.validate(q)
             if problems:
@@ -877,7 +1000,8 @@ class QuizMaker:
                 continue
             self.stats.valid += 1
             self.asked.add(q.id)
-            per_answer[q.answer.lower()] += 1
+            per_answer[fact] += 1
+            per_passage[where] += 1
             out.append(q)
         if not out:
             raise QuizError(f"Your notes have too little on {topic!r} to make a question.")

@@ -63,9 +63,55 @@ def test_any_topic_phrase_gives_on_topic_self_contained_questions(maker):
         assert _words(f"{q.passage.heading} {q.passage.text}") & wanted
         assert len({o.lower() for o in q.options}) == 4
         assert not (_words(q.answer) - {"use", "with"}) <= _words(q.stem)  # no giveaway
-        assert "___" not in q.stem and q.stem.endswith(("?", '"'))
+        assert "___" not in q.stem and q.stem.endswith("?")
         assert checker.validate(q) == []  # re-checks cleanly, and no two are duplicates
         assert q.passage.file in grade(q, q.answer_index)[1]
+
+
+def _stem_words(text: str) -> set[str]:
+    from rag.text import stems
+    return stems(text) | stems(text.replace("-", " "))
+
+
+@pytest.mark.parametrize("topic", ["Route 53 routing policies", "S3 storage classes and lifecycle",
+                                   "CloudFront and Global Accelerator"])
+def test_stems_are_questions_that_name_no_option(maker, topic):
+    """No copied bullet quoted after "describe:", and no word of any option (in any form:
+    "weights" for "Weighted") in the stem outside the section it scopes to, unless every
+    option has it. One answer and at most two questions per passage in a set."""
+    questions = QuizMaker(maker.tutor, seed=3).make(topic, 5)  # none asked before
+    assert len(questions) >= 2
+    for q in questions:
+        assert "describe" not in q.stem and '"' not in q.stem and q.stem.endswith("?")
+        if q.source != "which-fits":
+            continue
+        shared = set.intersection(*(_stem_words(o) for o in q.options))
+        told = _stem_words(q.stem) - _stem_words(q.passage.heading.replace(" > ", " "))
+        for option in q.options:
+            assert not (_stem_words(option) - shared) & told, (q.stem, option)
+    assert len({q.answer for q in questions}) == len(questions)
+    places = [(q.passage.file, q.passage.start_line) for q in questions]
+    assert max(places.count(p) for p in places) <= 2
+
+
+def test_questions_share_two_words_of_the_topic(maker):
+    """"IAM roles and policies" is not any line under an IAM heading: each question's
+    section, line or answer names two of the topic's words."""
+    wanted = _stem_words("IAM roles and policies")
+    for q in QuizMaker(maker.tutor, seed=3).make("IAM roles and policies", 5):
+        said = _stem_words(f"{q.passage.heading} {q.stem} {q.answer} {q.passage.text}")
+        assert len(wanted & said) >= 2, q.stem
+
+
+def test_validation_rejects_a_stem_with_a_form_of_an_option(maker):
+    text = ("### Routing\n- Weighted\n  - Used for migrations by adjusting weights\n"
+            "- Failover\n  - One record is primary, the other secondary")
+    q = _q("Which of these is used for migrations by adjusting weights?",
+           ["Weighted", "Failover", "Simple", "Latency"], 0, text)
+    assert "the stem gives the answer away" in Validator(maker.index.embedder).validate(q)
+    q = _q("Which of these is used for migrations by gradually moving over?",
+           ["Weighted", "Failover", "Simple", "Gradual"], 0, text)
+    assert "the stem names option 'Gradual'" in Validator(maker.index.embedder).validate(q)
 
 
 def test_kinds_include_statements_with_numbers_and_the_notes_own_scenarios(maker):
@@ -76,6 +122,8 @@ def test_kinds_include_statements_with_numbers_and_the_notes_own_scenarios(maker
         digits = [re.findall(r"\d+", o) for o in q.options]
         assert len({tuple(d) for d in digits}) == 4
         assert q.answer.rstrip(".").split(": ")[-1] in " ".join(q.passage.text.split())
+        assert "a figure they give for something else" in q.explanation  # the confusable one
+        assert q.explanation.count(".md") >= 1
     scenario = maker.make("ECS Fargate database credentials as environment variables", 3)
     harvested = [q for q in scenario if q.source == "harvested"]
     assert harvested and "Parameter Store" in harvested[0].answer
