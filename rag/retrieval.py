@@ -5,7 +5,6 @@ Also exposed as a LangChain ``BaseRetriever`` so LCEL chains compose with it.
 
 from __future__ import annotations
 
-import re
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -17,9 +16,8 @@ from rag.errors import InputError
 from rag.index import NoteIndex
 from rag.models import Hit, Passage
 from rag.sources import SourceScope, resolve
-from rag.text import coverage, idf_weights, stems
+from rag.text import WORD, coverage, idf_weights, stems
 
-_WORD = re.compile(r"\w+")
 MAX_QUESTION_CHARS = 2000
 
 
@@ -36,13 +34,13 @@ def rrf(rankings: list[list[str]], k: int = 60, weights: list[float] | None = No
 
 def clean_question(question: str) -> str:
     """Reject empty input; trim absurdly long input (the embedder truncates anyway)."""
-    if question is None or not _WORD.search(question or ""):
+    if question is None or not any(ch.isalnum() for ch in question):
         raise InputError("The question is empty: type a question about your notes.")
     return " ".join(question.split())[:MAX_QUESTION_CHARS]
 
 
 def _shingles(text: str) -> set[str]:
-    words = _WORD.findall(text.lower())
+    words = [w.lower() for w in WORD.findall(text)]
     return {" ".join(words[i:i + 3]) for i in range(max(len(words) - 2, 1))}
 
 
