@@ -21,7 +21,8 @@ import numpy as np
 
 from rag.extractive import lead_of, split_units
 from rag.models import Hit
-from rag.text import HEADING, NEGATION, clauses, content_terms, sentences, stems, strip_markup
+from rag.text import (HEADING, LIMIT, NEGATION, clauses, content_terms, sentences, stems,
+                      strip_markup)
 
 POSITIVE = re.compile(
     r"\b(correct answer|is the answer|the answer here|best fit|best solution|best choice|"
@@ -110,8 +111,8 @@ def heading_at(hit: Hit, line: int) -> str:
 
 # A negated drawback is a benefit: "won't require an application refactoring", "doesn't
 # require developers to manage cache invalidation", "no need to provision servers", "no
-# application re-write"; so is
-# "not as good as X" for X.
+# application re-write"; so are "not as good as X" for X and a bound on a gain ("up to 90%
+# off"), which limits nothing.
 BENEFIT = re.compile(
     r"\b(?:won't|will not|doesn't|does not|don't|do not|no longer|never)\s+(?:\w+\s+){0,2}?"
     r"(?:require|need|have to)\b|\bno need\b"
@@ -119,7 +120,9 @@ BENEFIT = re.compile(
     r"|\b(?:no|without)\s+(?:\w+\s+){0,2}?(?:re-?writ\w*|refactor\w*|code changes?|servers?|"
     r"downtime|manag\w*|maintenance|overhead|provision\w*|effort)\b"
     # a comparison in favour of what follows: "... but not as good as Instance Store"
-    r"|\bnot (?:as|so) \w+ as\b", re.IGNORECASE)
+    r"|\bnot (?:as|so) \w+ as\b"
+    r"|\bup to \d[\d.,]*\s?(?:%|x|times)\s*(?:off|cheaper|savings?|discount|less|lower|faster|"
+    r"more|better|reduction)\b", re.IGNORECASE)
 # What rules an option out without a negation: a drawback, a limitation, a contrast.
 DRAWBACK = re.compile(
     r"\b(?:although|however|limitations?|contradicts|unnecessary|only applicable|"
@@ -128,6 +131,11 @@ DRAWBACK = re.compile(
     r"single point of failure|drawbacks?|overhead|instead of|"
     r"(?:most|more|very|too) expensive|costly|overkill|require (?:a lot of |significant |"
     r"extensive )?(?:refactor\w*|re-?writ\w*|code changes))\b", re.IGNORECASE)
+
+
+def is_limit(text: str) -> bool:
+    """A part that states a bound or rules something out (a bound on a gain does not)."""
+    return bool(LIMIT.search(BENEFIT.sub(" ", text))) or is_negative(text)
 
 
 def is_negative(text: str) -> bool:

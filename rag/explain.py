@@ -32,13 +32,13 @@ from rag.citations import parse_sentences, render
 from rag.config import ExplainSettings
 from rag.errors import InputError, StudyragError
 from rag.evidence import (SCENARIO_LINE, YOUR_CHOICE, Clause, VectorCache,
-                          clauses_of, distinctive_terms, is_negative, stems)
+                          clauses_of, distinctive_terms, is_limit, stems)
 from rag.extractive import _finish
 from rag.generation.registry import writes
 from rag.models import Citation, Hit
 from rag.quantities import Bound, check_bound, limit_query, quantities
 from rag.retrieval import clean_question
-from rag.text import LIMIT, content_terms, mentions, names, sentences, stem, strip_markup
+from rag.text import content_terms, mentions, names, sentences, stem, strip_markup
 
 LETTERS = "ABCDE"
 _OPTION_LINE = re.compile(r"^\s*(?:[-*]\s*)?(?:\(([A-Ea-e])\)|([A-Ea-e])[.):])\s+(.+?)\s*$",
@@ -255,7 +255,7 @@ class Explainer:
         against = np.full((n, len(keys)), -np.inf)
         named_any = np.full((n, len(keys)), -np.inf)
         describes = np.full((n, len(keys)), -np.inf)
-        limits = np.array([bool(LIMIT.search(c.text)) or is_negative(c.text) for c in clauses])
+        limits = np.array([is_limit(c.text) for c in clauses])
         for j in range(len(keys)):
             others = [x for x in range(len(keys)) if x != j]
             alone = pos[:, others].max(axis=1) < fit.own_share if others else np.ones(n, bool)

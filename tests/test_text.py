@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from rag.evidence import is_negative
+from rag.evidence import is_limit, is_negative
 from rag.text import LIMIT, NEGATION, clauses, negations, sentences
 
 RAG = Path(__file__).resolve().parents[1] / "rag"
@@ -50,6 +50,8 @@ def test_an_absent_burden_is_a_benefit_not_a_denial():
     assert not is_negative("Run code without managing servers")
     assert is_negative("It cannot cache writes")
     assert is_negative("It will require a lot of refactoring work")
+    assert not is_limit("Spot pricing offers up to 90% off vs On-Demand")  # a bounded gain
+    assert is_limit("CMKs can be used for up to 4KB of data")
 
 
 def test_no_module_writes_its_own_sentence_splitter():
