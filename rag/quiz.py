@@ -62,6 +62,10 @@ _DEICTIC = re.compile(r"\b(this|that|these|those|it|they|them|above|below|before
                       r"following|here|now|same|such|latter|former|let's|we|our|us)\b",
                       re.IGNORECASE)
 # Labels about a family rather than members of it (exam English, not the subject's words).
+# "that" after a noun or verb ("an RNN type that can help", "the advantage is that") joins a
+# clause; after a preposition or verb of doing, or opening a sentence, it points ("like that").
+_POINTING_THAT = re.compile(r"(?:^|[.!?:;]\s*|\b(?:in|on|of|for|with|at|by|from|to|like|do|does|"
+                            r"did|doing|done|all|just|is|are|was|were)\s+)$", re.IGNORECASE)
 _META = re.compile(r"\b(considerations?|steps?|types?|basics|attributes?|concepts?|"
                    r"approach(?:es)?|overview|general|summary|examples?|definitions?|"
                    r"architecture|fundamentals|refresher|notation|dominant)\b", re.IGNORECASE)
@@ -495,6 +499,44 @@ def _shuffle(correct: str, distractors: list[str], rng: random.Random) -> tuple[
     return options, options.index(correct)
 
 
+def _points_away(text: str) -> bool:
+    """A word that points at the surroundings (see ``_DEICTIC``); a relative or
+    complementiser "that" ("a type that can help", "its advantage is that ...") does not."""
+    for m in _DEICTIC.finditer(text):
+        if m.group(1).lower() == "that" and not _POINTING_THAT.search(text[: m.start()]):
+            continue
+        return True
+    return False
+
+
+def _starts_with_verb(rest: str) -> bool:
+    verb = re.match(r"^(?:[a-z]+ly\s+)?([a-z]+s)\b", rest)  # "simply puts", "makes"
+    return bool(_COPULA.match(rest) or verb and not verb.group(1).endswith("ss"))
+
+
+def _own_subject(text: str, answer: str, family: str, under_label: bool) -> str | None:
+    """The predicate of a line under a label or heading that names its subject in other
+    words: the answer's own words ("Momentum helps ..." under "Gradient descent with
+    momentum", "The momentum algorithm works ..."), "this"/"these" + a word of the family or
+    the answer ("This algorithm speeds up ..."), or, directly under a label, "it"."""
+    words = text.split()
+    allowed = _words(answer) | _words(family)
+    for k in range(1, min(5, len(words) - 2) + 1):
+        head = re.sub(r"^(?:the|an?)\s+", "", " ".join(words[:k]), flags=re.IGNORECASE)
+        rest = " ".join(words[k:])
+        if not _starts_with_verb(rest):
+            continue
+        first = head.split()[0].lower() if head else ""
+        said = _words(head)
+        if first in ("this", "these") and len(head.split()) == 2 and said and said <= allowed:
+            return rest
+        if under_label and head.lower() == "it":
+            return rest
+        if said and said <= allowed and said & _words(answer) and not _points_away(head):
+            return rest
+    return None
+
+
 def _strip_subject(text: str, vocab: Vocabulary, name: str) -> str | None:
     """The line with its subject removed, as the predicate of "Which of these ...?"; a
     sub-bullet that starts with a verb already is one (its parent is the subject)."""
@@ -574,11 +616,28 @@ class QuestionWriter:
                     for x in units if x.parent == grand and _is_label(x.text) and x.children}
         own = _label(parent.text)
         alternatives = {k: v for k, v in pool.items() if k != own}
+        if len(alternatives) == 2:
+            alternatives.update(self._more_of_kind(own, alternatives))
         if len(alternatives) < 3:
             return None
         family = _label(units[grand].text) if grand is not None else \
             _label(chunk.heading.split(" > ")[-1])
         return own, family, alternatives, [t for t, _ in pool.get(own, [])]
+
+    def _more_of_kind(self, own: str, alternatives: dict) -> dict[str, list[tuple[str, Chunk]]]:
+        """Three labels are two alternatives: names the notes list with this one elsewhere
+        (its vocabulary family, each said of in two lines) make up the fourth option."""
+        name = self.vocab.subject(own)
+        if not name:
+            return {}
+        taken = [own] + list(alternatives)
+        out = {}
+        for other in self.vocab.siblings(name, self.vectors, self.params.kind_min):
+            if self.vocab.described(other) and not self.vocab.general(other) and not any(
+                    _same_thing(other, t) or _words(other) <= _words(t) or _words(t) <= _words(other)
+                    for t in taken + list(out)):
+                out[other] = self._about(other)
+        return out
 
     def _section_labels(self, chunk: Chunk) -> dict[str, list[tuple[str, Chunk]]]:
         """Top-level labels (with their sub-bullets) of every chunk of this heading."""
@@ -629,11 +688,15 @@ class QuestionWriter:
         continent, or country?"); a line that is not one (a verbless bullet, an outline
         fragment with a colon or dash) makes no question, since quoting it after "which
         does this describe" is not a question a student can read on its own."""
-        if is_negative(line.text) or _DEICTIC.search(line.text) or \
-                self.vocab.general(line.subject):
-            return None  # ambiguous, pointing at context, or about the whole subject
+        if is_negative(line.text) or self.vocab.general(line.subject):
+            return None  # ambiguous, or about the whole subject
         predicate = _strip_subject(line.text, self.vocab, line.named or line.subject)
-        if not predicate or len(content_terms(predicate)) < 3 or ":" in predicate \
+        reworded = predicate is None and bool(line.alternatives)
+        if reworded:
+            predicate = _own_subject(line.text, line.subject, line.family,
+                                     not line.from_heading)
+        if not predicate or _points_away(predicate) or len(content_terms(predicate)) < 3 \
+                or ":" in predicate \
                 or len(clauses(predicate)) > 1:
             return None
         if self.vocab.mentions(predicate, line.named or line.subject) or \
@@ -642,12 +705,16 @@ class QuestionWriter:
         where = f"In your notes on {line.family}" if line.family else "According to your notes"
         predicate = predicate[0].lower() + predicate[1:] if predicate[1:2].islower() \
             else predicate
-        stem = f"{where}, which of these {_voice(predicate).rstrip('.;:')}?"
+        stem = f"{where}, which of these {_voice(predicate).rstrip('.;:!')}?"
         others = set(self.vocab.find(predicate))
         if line.alternatives:
             own = self._kind([line.text] + line.own)
-            pool = sorted(line.alternatives, key=lambda k: -float(self._kind(
-                [t for t, _ in line.alternatives[k][:12]] or [k]) @ own))
+            alike = {k: float(self._kind([t for t, _ in line.alternatives[k][:12]] or [k]) @ own)
+                     for k in line.alternatives}
+            # a line naming its subject in other words leans on the outline: its labels must
+            # be things of one kind, not headings of different facets ("Zones", "Rules")
+            pool = sorted((k for k in alike if not reworded or alike[k] >= self.params.kind_min),
+                          key=lambda k: -alike[k])
         else:
             pool = [s for s in self.vocab.siblings(line.subject, self.vectors,
                                                    self.params.kind_min)
@@ -702,7 +769,7 @@ class QuestionWriter:
         inside = [(a, b) for a, b, _ in self.vocab.spans(line.text)]
         found = [m for m in _NUMBER.finditer(line.text) if m.group(3)
                  and not any(a <= m.start() < b for a, b in inside)]
-        if len(found) != 1 or is_negative(line.text) or _DEICTIC.search(line.text):
+        if len(found) != 1 or is_negative(line.text) or _points_away(line.text):
             return None
         m = found[0]
         number, unit = m.group(1), (m.group(3) or "").lower()

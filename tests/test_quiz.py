@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -245,3 +246,48 @@ def test_cli_review_asks_only_due_questions_with_self_rating(maker, tmp_path, ca
     assert main(["--home", str(home), "quiz", "--review", "--new-only"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+DEEP_LEARNING = Path(__file__).resolve().parents[2] / "shared" / "notes-deep-learning"
+DL_TOPICS = ["Recurrent neural networks: GRU and LSTM",
+             "Convolutional neural networks: padding, strides and pooling",
+             "Optimization algorithms: momentum, RMSprop and Adam",
+             "Classic networks: LeNet-5, AlexNet and VGG-16", "Bias and variance",
+             "Word embeddings"]
+
+
+@pytest.mark.skipif(not DEEP_LEARNING.is_dir(),
+                    reason="the second subject's notes (../shared/notes-deep-learning) are absent")
+def test_prose_notes_of_another_subject_give_questions_that_name_no_option(tmp_path_factory):
+    """Prose notes (sections as alternatives, lines that name their subject in other words:
+    "Momentum helps ...", "This algorithm ...") give which-fits questions on some of the
+    topics, with the same stem checks as the bundled notes."""
+    from rag.chains import Tutor
+    from rag.config import Settings
+    from rag.index import NoteIndex
+
+    cache = __import__("os").environ["STUDYRAG_STORAGE__MODEL_CACHE_DIR"]  # conftest's
+    settings = Settings(home=tmp_path_factory.mktemp("dl-home"),
+                        storage={"notes_dir": DEEP_LEARNING, "model_cache_dir": cache},
+                        answer={"backend": "extractive"})
+    NoteIndex(settings).ingest()
+    maker = QuizMaker(Tutor(settings), seed=0)
+    made = {}
+    for topic in DL_TOPICS:
+        try:
+            made[topic] = maker.make(topic, 6)
+        except QuizError:
+            made[topic] = []
+    covered = [t for t, qs in made.items() if qs]
+    assert len(covered) >= 2 and sum(map(len, made.values())) >= 3, made
+    checker = Validator(maker.index.embedder)
+    for topic, questions in made.items():
+        for q in questions:
+            assert q.topic == topic
+            assert "describe" not in q.stem and '"' not in q.stem and q.stem.endswith("?")
+            assert "!" not in q.stem and "`" not in q.stem
+            shared = set.intersection(*(_stem_words(o) for o in q.options))
+            told = _stem_words(q.stem) - _stem_words(q.passage.heading.replace(" > ", " "))
+            for option in q.options:
+                assert not (_stem_words(option) - shared) & told, (q.stem, option)
+            assert checker.validate(q, remember=False) == []
