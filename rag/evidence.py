@@ -21,7 +21,7 @@ import numpy as np
 
 from rag.extractive import lead_of, split_units
 from rag.models import Hit
-from rag.text import (HEADING, LIMIT, NEGATION, clauses, content_terms, sentences, stems,
+from rag.text import (CEILING, DENIAL, HEADING, clauses, content_terms, sentences, stems,
                       strip_markup)
 
 POSITIVE = re.compile(
@@ -129,19 +129,21 @@ DRAWBACK = re.compile(
     r"only provides?|only supports?|would require|requires? a refactor|hard to|tedious|"
     r"less (?:suitable|efficient|effective)|insufficient|time(?:s|d)? out|timing out|"
     r"single point of failure|drawbacks?|overhead|instead of|"
+    r"only (?:one|a single)|(?:one|a single) \w+ only|"
     r"(?:most|more|very|too) expensive|costly|overkill|require (?:a lot of |significant |"
     r"extensive )?(?:refactor\w*|re-?writ\w*|code changes))\b", re.IGNORECASE)
 
 
 def is_limit(text: str) -> bool:
-    """A part that states a bound or rules something out (a bound on a gain does not)."""
-    return bool(LIMIT.search(BENEFIT.sub(" ", text))) or is_negative(text)
+    """A part that states a ceiling or rules something out (a bound on a gain does not; a
+    floor, "at least 1 node per AZ", limits nothing by itself)."""
+    return bool(CEILING.search(BENEFIT.sub(" ", text))) or is_negative(text)
 
 
 def is_negative(text: str) -> bool:
     """A part that rules something out (negated drawbacks do not count)."""
     text = BENEFIT.sub(" ", text)
-    return bool(NEGATION.search(text) or DRAWBACK.search(text))
+    return bool(DENIAL.search(text) or DRAWBACK.search(text))
 
 
 def polarity(text: str, heading: str = "") -> int:

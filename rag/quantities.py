@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.text import LIMIT, STOP, stem
+from rag.text import CEILING, FLOOR, LIMIT, STOP, stem
 
 # Number words as numbers ("fifteen" = 15); not "one", which is mostly a pronoun ("one of").
 NUMBER_WORDS = {
@@ -119,19 +119,13 @@ class Bound:
         return f"the question needs {self.needed.text}, {where} {self.bound.text} in your notes"
 
 
-_CEILING = re.compile(r"\b(?:up to|at most|max(?:imum)?|no more than|exceed\w*|less than|"
-                      r"smaller than|shorter than)\b", re.IGNORECASE)
-_FLOOR = re.compile(r"\b(?:at least|min(?:imum|imal)?|more than|larger than|longer than|"
-                    r"greater than|no (?:less|fewer) than)\b", re.IGNORECASE)
-
-
 def check_bound(needed: list[Quantity], line: str) -> Bound | None:
     """The first bound ``line`` states ("up to 4 KB", "max 15 minutes", "works on data larger
     than 4KB") on a quantity of the kind one of ``needed`` is, and whether the need breaks
     it; a broken bound comes first."""
     if not needed or not LIMIT.search(line):
         return None
-    floor = bool(_FLOOR.search(line)) and not _CEILING.search(line)
+    floor = bool(FLOOR.search(line)) and not CEILING.search(line)
     found = [Bound(need, bound, floor, need.base < bound.base if floor
                    else need.base > bound.base)
              for bound in quantities(line) for need in needed if need.kind == bound.kind]

@@ -59,16 +59,25 @@ def clauses(sentence: str, fine: bool = False) -> list[str]:
 
 
 # --- the polarity lexicon --------------------------------------------------------------
-# Words that deny or state an absence: "not", "cannot", "-n't", "never", "no", "without".
-NEGATION = re.compile(
-    r"\b(?:not|no|never|none|neither|nor|cannot|can not|cant|without|unable|unencrypted|"
-    r"unsupported|impossible)\b|n't\b", re.IGNORECASE)
-# A stated bound: "up to 4 KB", "at most", "a maximum of 15 minutes", "no larger than".
-LIMIT = re.compile(
-    r"\b(?:up to|at (?:most|least)|max(?:imum|imal)?|min(?:imum|imal)?|limit(?:s|ed)?|"
-    r"(?:no|not)\s+(?:more|larger|longer|bigger|greater|later|higher|fewer|less)\s+than|"
-    r"(?:less|more|fewer|greater|larger|smaller|longer|shorter)\s+than|exceed\w*)\b",
-    re.IGNORECASE)
+# Denials ("not", "cannot", "-n't", "never", "no compute capability") and the words that
+# leave something out ("without", "neither", "nor"). Both flip a claim (the verifier's
+# polarity); only a denial rules an option out, since "without" tells what an option spares
+# you as often as what it lacks ("without managing servers").
+_DENIAL = (r"\b(?:not|never|cannot|can not|cant|no|none|unable|unencrypted|unsupported|"
+           r"impossible)\b|n't\b")
+_ABSENCE = r"\b(?:without|neither|nor)\b"
+DENIAL = re.compile(_DENIAL, re.IGNORECASE)
+NEGATION = re.compile(f"{_DENIAL}|{_ABSENCE}", re.IGNORECASE)
+# Stated bounds. A ceiling: "up to 4 KB", "at most", "a maximum of 15 minutes", "no larger
+# than", "less than". A floor: "at least 3", "a minimum of 30 days", "larger than 4KB".
+_CEILING = (r"\b(?:up to|at most|max(?:imum|imal)?|limit(?:s|ed)?|exceed\w*|"
+            r"(?:no|not)\s+(?:more|larger|longer|bigger|greater|later|higher)\s+than|"
+            r"(?:less|fewer|smaller|shorter)\s+than)\b")
+_FLOOR = (r"\b(?:at least|min(?:imum|imal)?|(?:no|not)\s+(?:less|fewer)\s+than|"
+          r"(?:more|greater|larger|longer)\s+than)\b")
+CEILING = re.compile(_CEILING, re.IGNORECASE)
+FLOOR = re.compile(_FLOOR, re.IGNORECASE)
+LIMIT = re.compile(f"{_CEILING}|{_FLOOR}", re.IGNORECASE)
 # A negated bound states a limit, not a denial: "no larger than 400 KB", "cannot exceed".
 _NEGATED_BOUND = re.compile(
     r"\b(?:no|not)\s+(?:more|larger|longer|bigger|greater|later|higher|fewer|less)\s+than\b"

@@ -51,6 +51,10 @@ def test_an_absent_burden_is_a_benefit_not_a_denial():
     assert is_negative("It cannot cache writes")
     assert is_negative("It will require a lot of refactoring work")
     assert not is_limit("Spot pricing offers up to 90% off vs On-Demand")  # a bounded gain
+    assert not is_limit("Load Balancer by default has at least 1 node per AZ")  # a floor
+    assert not is_negative("Serve it from S3 through CloudFront, without routing through the ALB")
+    assert is_negative("Snowball: ONLY STORAGE (no compute capability)")
+    assert is_negative("Event notifications are delivered to one destination only")
     assert is_limit("CMKs can be used for up to 4KB of data")
 
 
