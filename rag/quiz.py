@@ -634,8 +634,8 @@ class QuestionWriter:
         out = {}
         for other in self.vocab.siblings(name, self.vectors, self.params.kind_min):
             if self.vocab.described(other) and not self.vocab.general(other) and not any(
-                    _same_thing(other, t) or _words(other) <= _words(t) or _words(t) <= _words(other)
-                    for t in taken + list(out)):
+                    _same_thing(other, t) or _words(other) <= _words(t)
+                    or _words(t) <= _words(other) for t in taken + list(out)):
                 out[other] = self._about(other)
         return out
 
