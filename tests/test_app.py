@@ -216,6 +216,24 @@ def test_sessions_do_not_share_chat(corpus_env):
     assert "chat" not in two.session_state or not two.session_state["chat"]
 
 
+def test_practice_says_when_the_notes_give_fewer_questions_than_asked(corpus_env, tmp_path,
+                                                                       monkeypatch):
+    from rag.progress import Progress
+    from rag.ui import resources
+
+    monkeypatch.setattr(resources, "get_progress",
+                        lambda settings: Progress(tmp_path / "progress.sqlite3"))
+    at = page_app("practice").run()
+    topics = at.multiselect(key="pr_topics").options
+    at.multiselect(key="pr_topics").set_value([topics[1]])
+    at.slider(key="pr_n").set_value(10)
+    at.button[0].click().run()
+    no_errors(at)
+    got = len(at.session_state["pr_round"]["questions"])
+    assert 0 < got < 10
+    assert any(f"your notes gave {got} question" in c.value for c in at.caption)
+
+
 def test_practice_round_is_graded_and_recorded(corpus_env, tmp_path, monkeypatch):
     from rag.progress import Progress
     from rag.ui import resources
@@ -226,7 +244,8 @@ def test_practice_round_is_graded_and_recorded(corpus_env, tmp_path, monkeypatch
     no_errors(at)
     topics = at.multiselect(key="pr_topics").options
     assert "My weak topics" in topics and len(topics) > 3
-    at.multiselect(key="pr_topics").set_value([topics[1]])
+    # several topics: one topic's notes may hold a single question worth asking
+    at.multiselect(key="pr_topics").set_value(topics[1:4])
     at.slider(key="pr_n").set_value(2)
     at.button[0].click().run()  # "Start practice" (the form's submit button)
     no_errors(at)

@@ -129,9 +129,10 @@ def _round() -> dict | None:
     return st.session_state.get("pr_round")
 
 
-def _start(questions: list, label: str) -> None:
+def _start(questions: list, label: str, asked: int | None = None) -> None:
     st.session_state["pr_round"] = {"questions": questions, "i": 0, "score": 0,
-                                    "answered": 0, "label": label, "submitted": None}
+                                    "answered": 0, "label": label, "submitted": None,
+                                    "asked": asked or len(questions)}
 
 
 def _setup(settings: Settings) -> None:
@@ -199,7 +200,7 @@ def _setup(settings: Settings) -> None:
                        icon=":material/warning:")
             return
         names_ = [t or "mixed" for t in wanted]
-        _start(questions, ", ".join(names_[:3]) + ("…" if len(names_) > 3 else ""))
+        _start(questions, ", ".join(names_[:3]) + ("…" if len(names_) > 3 else ""), n)
         st.rerun()
     _progress_chart(settings)
     _downloads(settings)
@@ -254,6 +255,10 @@ def _question(settings: Settings, r: dict) -> None:
                     f":gray[{md_escape(getattr(q, 'topic', '') or r['label'])}]")
     top[1].metric("Score", f"{r['score']}/{r['answered']}")
     top[2].progress((i + (r["submitted"] is not None)) / len(questions))
+    if i == 0 and r.get("asked", 0) > len(questions):
+        st.caption(f"You asked for {r['asked']}; your notes gave {len(questions)} question"
+                   f"{'s' * (len(questions) != 1)} that pass the checks on this. Add topics "
+                   "for more.")
     with st.container(border=True):
         st.markdown(f"<div class='sr-stem'>{html.escape(q.stem)}</div>", unsafe_allow_html=True)
         options = list(q.options)
