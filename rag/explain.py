@@ -556,14 +556,11 @@ class _Writer:
             sec.chosen_fails = [Reason(text=f"Your answer {chosen} is the correct one.")]
         else:
             i = self.limit_of(chosen)
-            broken = self.s.conflicts.get((i, self.keys.index(chosen)))
-            if i is not None and broken:
+            if i is not None:
+                broken = self.s.conflicts.get((i, self.keys.index(chosen)))
+                why = f": {broken.describe()}." if broken else "."
                 sec.chosen_fails.append(self.reason(
-                    i, f"{chosen} ({_short(opts[chosen])}) falls short: "
-                       f"{broken.describe()}. {self.says(i)}"))
-            elif i is not None:
-                sec.chosen_fails.append(self.reason(
-                    i, f"{chosen} ({_short(opts[chosen])}) falls short. {self.says(i)}"))
+                    i, f"{chosen} ({_short(opts[chosen])}) falls short{why} {self.says(i)}"))
             elif wrong:
                 j = self.best(self.s.describes, chosen, self.params.backs_cos)
                 if j is not None:

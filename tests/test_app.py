@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from apptest import no_errors, page_app, whole_app  # noqa: E402

@@ -6,7 +6,6 @@ lead against the real SmolLM2."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 

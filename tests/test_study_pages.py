@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from apptest import no_errors, page_app  # noqa: E402
 
