@@ -154,21 +154,23 @@ def cmd_quiz(args) -> int:
             return 0
     right = 0
     print(f"{len(questions)} questions{' on ' + args.topic if args.topic else ''} "
-          f"({len(due)} of {len(all_due)} due for review today). Answer with A-D; q quits.\n")
+          f"({len(due)} of {len(all_due)} due for review today). Answer with a letter; "
+          "q quits.\n")
     try:
         for number, q in enumerate(questions, start=1):
             print(f"Q{number}. {q.stem}")
-            for letter, option in zip("ABCD", q.options):
+            letters = "ABCD"[:len(q.options)]
+            for letter, option in zip(letters, q.options):
                 print(f"   {letter}) {option}")
             while True:
                 reply = _ask("Your answer: ")
                 if reply is None or reply.strip().lower() in QUIT:
                     raise EOFError
                 reply = reply.strip().upper()[:1]
-                if reply in "ABCD" and reply:
+                if reply and reply in letters:
                     break
-                print("   Please type A, B, C or D (q quits).")
-            chosen = "ABCD".index(reply)
+                print(f"   Please type {', '.join(letters[:-1])} or {letters[-1]} (q quits).")
+            chosen = letters.index(reply)
             ok, feedback = grade(q, chosen)
             right += ok
             print(f"   {feedback}")

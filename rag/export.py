@@ -132,7 +132,8 @@ def csv_text(questions: list) -> str:
     writer.writerow(CSV_COLUMNS)
     for q in _checked(questions):
         p = q.passage
-        writer.writerow([q.id, q.topic, q.stem, *q.options, q.letter, q.answer, q.explanation,
+        writer.writerow([q.id, q.topic, q.stem, *q.options, *[""] * (4 - len(q.options)),
+                         q.letter, q.answer, q.explanation,
                          p.file, p.heading, p.start_line, p.end_line, p.text])
     return buf.getvalue()
 

@@ -12,6 +12,8 @@ retrieved like a question; the questions come from the lines of those passages:
   (a verbless bullet) makes no question;
 * ``true-statement``: a line with a number or limit; the distractors change the number to other
   values the notes use with the same unit;
+* ``true-false``: such a line when the notes give fewer than three other values with its unit:
+  the line as it is, or with its figure changed to one they give for something else;
 * ``harvested``: the notes' own exam scenarios (a prompt line followed by a solution line).
 
 :class:`Validator` checks each one against its passage before use: one option supported, no
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from rag.config import QuizSettings
 from rag.errors import InputError, StudyragError
@@ -43,7 +45,9 @@ from rag.models import Chunk, Hit, Passage
 from rag.text import STOP, clauses, content_terms, sentences, strip_markup
 
 log = logging.getLogger(__name__)
-Source = Literal["harvested", "which-fits", "true-statement", "generated"]
+Source = Literal["harvested", "which-fits", "true-statement", "true-false", "generated"]
+TRUE_FALSE = ["True", "False"]
+TRUE_FALSE_PROMPT = "True or false, according to your notes? "
 _LISTED = re.compile(r"^\s*(?:,|;|/|&|and|or|vs\.?|versus|,\s*and|,\s*or|\bnor)\s*$",
                      re.IGNORECASE)
 _GENERIC_HEADING = re.compile(
@@ -81,16 +85,33 @@ _COPULA = re.compile(r"^(?:is|are|was|were|can|cannot|can't|will|won't|has|have|
 
 
 class Question(BaseModel):
-    """One multiple-choice question; ``passage`` is the note passage it tests (cited)."""
+    """One multiple-choice question (four options; True/False for ``true-false``);
+    ``passage`` is the note passage it tests (cited)."""
 
     id: str
     topic: str
     stem: str
-    options: list[str] = Field(min_length=4, max_length=4)
+    options: list[str] = Field(min_length=2, max_length=4)
     answer_index: int = Field(ge=0, le=3)
     explanation: str
     passage: Passage
     source: Source
+
+    @model_validator(mode="after")
+    def _options_fit_the_kind(self) -> "Question":
+        if self.source == "true-false":
+            if self.options != TRUE_FALSE:
+                raise ValueError(f"a true-false question has the options {TRUE_FALSE}")
+        elif len(self.options) != 4:
+            raise ValueError("a multiple-choice question has four options")
+        if self.answer_index >= len(self.options):
+            raise ValueError("the answer is not one of the options")
+        return self
+
+    @property
+    def statement(self) -> str:
+        """What a true-false question asks about (its stem without the prompt)."""
+        return self.stem.removeprefix(TRUE_FALSE_PROMPT)
 
     @field_validator("stem", "explanation")
     @classmethod
@@ -354,20 +375,27 @@ class Validator:
         self.accepted: list[np.ndarray] = []
 
     def support(self, question: Question) -> list[float]:
-        """Per option: how well one clause of the passage states "stem + option" (0..1)."""
+        """Per option: how well one clause of the passage states "stem + option" (0..1); for a
+        true-false question, how well one states its statement (one score)."""
+        if question.source == "true-false":
+            return self._support(question, [question.statement], [question.statement])
+        # A statement option is the whole claim; otherwise the stem says what the option does.
+        claims = [o if question.source == "true-statement" else f"{question.stem} {o}"
+                  for o in question.options]
+        return self._support(question, list(question.options), claims)
+
+    def _support(self, question: Question, options: list[str], claims: list[str]
+                 ) -> list[float]:
         chunk = Chunk(file=question.passage.file, heading=question.passage.heading,
                       start_line=question.passage.start_line,
                       end_line=question.passage.end_line, text=question.passage.text)
         clauses = [c for c in clauses_of([_hit(chunk)]) if c.polarity >= 0 or c.pos_terms]
         if not clauses:
-            return [0.0] * len(question.options)
+            return [0.0] * len(options)
         cvecs = self.vectors.encode([c.context for c in clauses])
-        # A statement option is the whole claim; otherwise the stem says what the option does.
-        claims = [o if question.source == "true-statement" else f"{question.stem} {o}"
-                  for o in question.options]
         qvecs = self.vectors.encode(claims)
         scores = []
-        for option, claim, qvec in zip(question.options, claims, qvecs):
+        for option, claim, qvec in zip(options, claims, qvecs):
             own = stems(option) or {_norm(option)}
             claim_terms = stems(claim)
             best = 0.0
@@ -390,7 +418,14 @@ class Validator:
             problems.append("empty stem or passage")
         if question.source in ("which-fits", "generated"):
             problems += _hints(question)
-        if question.source != "harvested":
+        if question.source == "true-false":
+            said = self.support(question)[0]
+            if question.answer == "True" and said < self.params.support_min:
+                problems.append(f"the true statement is not supported by the cited passage "
+                                f"({said:.2f})")
+            if question.answer == "False" and said >= self.params.distractor_max:
+                problems.append(f"the false statement is also supported ({said:.2f})")
+        elif question.source != "harvested":
             scores = self.support(question)
             right = scores[question.answer_index]
             if right < self.params.support_min:
@@ -764,6 +799,40 @@ class QuestionWriter:
                        ) -> tuple[str, list[str], list[str]] | None:
         """A line with a number: the distractors say other values the notes use, and the
         explanation says what one of them is in the notes (the figure it is confused with)."""
+        swap = self._figure_swap(line, unit_values, 3)
+        if swap is None:
+            return None
+        text, variants, figure, fills, confused = swap
+        stem = f"Which statement about {line.subject} is true according to your notes?"
+        explanation = [self._notes_say(line, text), confused]
+        explanation.append(f"The other options change the figure ({', '.join(fills)} instead "
+                           f"of {figure}).")
+        return stem, [_finish(text)] + variants, explanation
+
+    def true_false(self, line: _Line, unit_values: dict[str, dict[str, tuple[str, Chunk]]]
+                   ) -> tuple[str, bool, list[str]] | None:
+        """The same kind of line as a true-false statement: as the notes say it, or with its
+        figure changed to one they give for something else (chosen at random)."""
+        swap = self._figure_swap(line, unit_values, 1)
+        if swap is None:
+            return None
+        text, variants, _, _, confused = swap
+        said = self._notes_say(line, text)
+        said = said[0].lower() + said[1:]
+        if self.rng.random() < 0.5:
+            return f"{TRUE_FALSE_PROMPT}{_finish(text)}", True, [f"True: {said}"]
+        return f"{TRUE_FALSE_PROMPT}{variants[0]}", False, [f"False: {said}", confused]
+
+    def _notes_say(self, line: _Line, text: str) -> str:
+        where = heading_at(_hit(line.chunk), line.line)
+        return (f"Your notes on {where} say \"{_finish(text)}\"" if where else
+                f"Your notes say \"{_finish(text)}\"")
+
+    def _figure_swap(self, line: _Line, unit_values: dict[str, dict[str, tuple[str, Chunk]]],
+                     n: int) -> tuple[str, list[str], str, list[str], str] | None:
+        """The line (with its subject) and ``n`` copies with its one figure changed to values
+        the notes use with the same unit for the most similar other things; also the figure,
+        the values, and a sentence saying what the first value is in the notes."""
         if line.from_heading and not self.vocab.subject(line.subject):
             return None  # a figure in a section about no one name may belong to anything
         inside = [(a, b) for a, b, _ in self.vocab.spans(line.text)]
@@ -780,28 +849,22 @@ class QuestionWriter:
         seen = unit_values.get(unit, {})
         values = sorted(v for v in seen if v != number and v not in line.text)
         self.rng.shuffle(values)
-        if len(values) < 3 or len(unit) < 2:
+        if len(values) < n or len(unit) < 2:
             return None
         # The figures the notes give for the most similar things are the tempting ones; one
         # said of a line much like this one could be this fact in other notes (also right).
         said = {v: _sentence_with(seen[v][0], v) for v in values[:24]}
         sims = self.vectors.encode(list(said.values())) @ self.vectors.encode([line.text])[0]
         fills = [v for sim, v in sorted(zip(sims.tolist(), said), reverse=True)
-                 if sim < self.params.same_as_answer][:3]
-        if len(fills) < 3:
+                 if sim < self.params.same_as_answer][:n]
+        if len(fills) < n:
             return None
         variants = [_finish(text.replace(m.group(0), f"{v}{m.group(2)}{m.group(3)}", 1))
                     for v in fills]
-        stem = f"Which statement about {line.subject} is true according to your notes?"
-        where = heading_at(_hit(line.chunk), line.line)
-        explanation = [f"Your notes on {where} say \"{_finish(text)}\"" if where else
-                       f"Your notes say \"{_finish(text)}\""]
-        explanation.append(f"{fills[0]}{m.group(2)}{m.group(3)} is a figure they give for "
-                           f"something else: \"{_finish(said[fills[0]])}\" "
-                           f"({Passage.from_chunk(seen[fills[0]][1]).location})")
-        explanation.append(f"The other options change the figure ({', '.join(fills)} instead "
-                           f"of {number}).")
-        return stem, [_finish(text)] + variants, explanation
+        confused = (f"{fills[0]}{m.group(2)}{m.group(3)} is a figure they give for "
+                    f"something else: \"{_finish(said[fills[0]])}\" "
+                    f"({Passage.from_chunk(seen[fills[0]][1]).location})")
+        return text, variants, number, fills, confused
 
     def _approaches(self, text: str) -> list[str]:
         """Names in a line, each with the capitalised words right after it ("Docker" +
@@ -851,7 +914,10 @@ class QuestionWriter:
             distractors = _distinct(answer, distractors)
             if len(distractors) < 3:
                 continue
-            out.append((prompt[0], answer, distractors[:3], prompt[1],
+            # A scenario that only describes the situation still needs its question.
+            stem = prompt[0] if prompt[0].rstrip().endswith("?") else \
+                f"{_finish(prompt[0])} Which approach do your notes give as the solution?"
+            out.append((stem, answer, distractors[:3], prompt[1],
                         f"Your notes' solution: {_finish(solution)}"))
         return out
 
@@ -984,8 +1050,16 @@ class QuizMaker:
                 source="harvested"))
         units = self.unit_values()
         for ln in lines:
+            figure = writer.true_statement(ln, units)
+            if figure is None and (told := writer.true_false(ln, units)):
+                stem, true, why = told
+                by_kind["true-false"].append(Question(
+                    id=_qid("true-false", ln.text, stem), topic=topic or _topic_of(ln.chunk)
+                    or ln.subject, stem=stem, options=TRUE_FALSE, answer_index=0 if true else 1,
+                    explanation=" ".join(_finish(w) for w in why),
+                    passage=Passage.from_chunk(ln.chunk), source="true-false"))
             for kind, made in (("which-fits", writer.which_fits(ln)),
-                               ("true-statement", writer.true_statement(ln, units))):
+                               ("true-statement", figure)):
                 if made is None:
                     continue
                 stem, opts, why = made
@@ -995,7 +1069,8 @@ class QuizMaker:
                     ln.subject, stem=stem, options=options, answer_index=idx,
                     explanation=" ".join(_finish(w) for w in why),
                     passage=Passage.from_chunk(ln.chunk), source=kind))
-        order = ["harvested", "which-fits", "true-statement"]
+        # Judged blind (evals/judging/): statements about figures were good most often.
+        order = ["true-statement", "true-false", "harvested", "which-fits"]
         out: list[Question] = []
         while any(by_kind[k] for k in order):
             for k in order:
@@ -1055,7 +1130,8 @@ class QuizMaker:
             if len(out) == n:
                 break
             where = (q.passage.file, q.passage.start_line)
-            fact = frozenset(stems(q.answer) - stems(q.stem)) or q.answer.lower()
+            fact = frozenset(stems(q.statement)) if q.source == "true-false" else (
+                frozenset(stems(q.answer) - stems(q.stem)) or q.answer.lower())
             if q.id in self.asked or per_answer[fact] or per_passage[where] >= 2:
                 continue  # a set tests several things, not one passage or answer twice
             self.stats.candidates += 1

@@ -101,7 +101,8 @@ def test_cli_exports_practised_questions_by_topic_to_anki_and_csv(questions, tmp
     assert {r["id"] for r in rows} == {q.id for q in questions}
     for r in rows:
         q = next(x for x in questions if x.id == r["id"])
-        assert [r["option_a"], r["option_b"], r["option_c"], r["option_d"]] == q.options
+        options = [r["option_a"], r["option_b"], r["option_c"], r["option_d"]]
+        assert [o for o in options if o] == q.options  # a true-false question has two
         assert r["answer"] == q.letter and r["answer_text"] == q.answer
         assert (r["file"], int(r["start_line"]), int(r["end_line"])) == (
             q.passage.file, q.passage.start_line, q.passage.end_line)
@@ -143,3 +144,13 @@ def test_bad_export_is_one_line_and_loses_nothing(argv, message, tmp_path, capsy
     assert all(path.read_bytes() == data for path, data in keep.items())
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["keep.apkg",
                                                                          "keep.csv"]
+
+
+def test_a_true_false_question_exports_with_empty_third_and_fourth_options(tutor):
+    made = [q for q in QuizMaker(tutor, seed=5).make("Lambda limits: timeout, memory and storage",
+                                                      6) if q.source == "true-false"]
+    assert made
+    rows = list(csv.DictReader(io.StringIO(export.csv_text(made))))
+    assert rows[0]["option_a"] == "True" and rows[0]["option_b"] == "False"
+    assert rows[0]["option_c"] == rows[0]["option_d"] == ""
+    assert rows[0]["answer_text"] in ("True", "False") and rows[0]["passage"]

@@ -83,6 +83,9 @@ def test_stems_are_questions_that_name_no_option(maker, topic):
     questions = QuizMaker(maker.tutor, seed=3).make(topic, 5)  # none asked before
     assert len(questions) >= 2
     for q in questions:
+        if q.source == "true-false":  # a statement to judge, not a question
+            assert q.stem.startswith("True or false") and "describe" not in q.stem
+            continue
         assert "describe" not in q.stem and '"' not in q.stem and q.stem.endswith("?")
         if q.source != "which-fits":
             continue
@@ -90,7 +93,8 @@ def test_stems_are_questions_that_name_no_option(maker, topic):
         told = _stem_words(q.stem) - _stem_words(q.passage.heading.replace(" > ", " "))
         for option in q.options:
             assert not (_stem_words(option) - shared) & told, (q.stem, option)
-    assert len({q.answer for q in questions}) == len(questions)
+    chosen = [q.answer for q in questions if q.source != "true-false"]
+    assert len(set(chosen)) == len(chosen)
     places = [(q.passage.file, q.passage.start_line) for q in questions]
     assert max(places.count(p) for p in places) <= 2
 
@@ -130,6 +134,34 @@ def test_kinds_include_statements_with_numbers_and_the_notes_own_scenarios(maker
     assert harvested and "Parameter Store" in harvested[0].answer
     assert "Docker Secrets" in " ".join(harvested[0].options)
     assert "solution" in harvested[0].explanation.lower()
+
+
+def test_true_false_statements_say_the_notes_figure_or_one_changed(maker):
+    made = [q for topic in ("Lambda limits: timeout, memory and storage", "KMS encryption keys",
+                            "S3 storage classes and lifecycle")
+            for q in QuizMaker(maker.tutor, seed=5).make(topic, 6) if q.source == "true-false"]
+    assert made
+    passage_text = lambda q: " ".join(q.passage.text.split())  # noqa: E731
+    for q in made:
+        assert q.options == ["True", "False"] and q.stem.startswith("True or false")
+        claim = q.statement.rstrip(".").split(": ", 1)[-1]
+        figures = re.findall(r"\d+", claim)
+        if q.answer == "True":
+            assert claim in passage_text(q) and q.explanation.startswith("True: ")
+        else:  # the figure changed: the notes' own line is quoted, the figure's source named
+            assert claim not in passage_text(q) and q.explanation.startswith("False: ")
+            assert "a figure they give for something else" in q.explanation
+            assert figures and figures[0] in q.explanation
+    validator = Validator(maker.index.embedder)
+    passage = made[0].passage
+    text = "- Functions can run for up to 15 minutes"
+    told = Passage(**{**passage.model_dump(), "text": text})
+    right = Question(id="tf", topic="Lambda", stem="True or false, according to your notes? "
+                     "Functions can run for up to 15 minutes.", options=["True", "False"],
+                     answer_index=1, explanation="x", passage=told, source="true-false")
+    assert any("also supported" in p for p in validator.validate(right, remember=False))
+    with pytest.raises(ValueError):
+        Question(**{**right.model_dump(), "options": ["True", "False", "Maybe", "No"]})
 
 
 def test_a_topic_the_notes_do_not_cover_is_one_line(maker):
