@@ -569,8 +569,8 @@ class _Writer:
                            f"this, which is not what the question asks for. {self.says(j)}"))
                 else:
                     sec.chosen_fails.append(Reason(
-                        text=f"Your notes say nothing that links {chosen} "
-                             f"({_short(opts[chosen])}) to this requirement."))
+                        text=f"No line found in your notes rules {chosen} "
+                             f"({_short(opts[chosen])}) out for this requirement."))
             else:
                 sec.chosen_fails.append(Reason(
                     text=f"Your notes don't show that {chosen} ({_short(opts[chosen])}) fails "
@@ -594,7 +594,7 @@ class _Writer:
                     sec.correct_fits.append(self.reason(more))
             else:
                 sec.correct_fits.append(Reason(
-                    text=f"Your notes have no line that names {correct} for this requirement."))
+                    text=f"No line found in your notes ties {correct} to this requirement."))
 
         r.evidence = self._evidence()
         sec.key_points = self._key_points([k for k in (chosen, correct) if k])
@@ -643,9 +643,12 @@ class _Writer:
         return out
 
     def _key_points(self, letters: list[str], limit: int = 4) -> list[Reason]:
-        """Lines most relevant to the scenario with the chosen or correct option, unused."""
+        """Unused lines close to the scenario with the chosen or the correct option, other
+        than lines whose subject is another option or a neighbouring thing (judged blind,
+        those misled: a fact about a neighbour read as one about the option)."""
         js = [self.keys.index(k) for k in dict.fromkeys(letters)]
-        value = self.s.cos[:, js].max(axis=1)
+        value = np.where(np.isin(self.s.owner, js + [UNKNOWN]),
+                         self.s.cos[:, js].max(axis=1), -1.0)
         picked: list[Reason] = []
         vecs: list[np.ndarray] = []
         for i in np.argsort(-value):
