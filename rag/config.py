@@ -258,6 +258,8 @@ class ComposeParams(Group):
     w_lex: float = Field(default=0.25, description="Weight of its IDF-weighted term overlap.")
     w_rank: float = Field(default=0.03, description="Weight of its passage's rank.")
     w_number: float = Field(default=0.05, description="Bonus of a number for a quantity question.")
+    w_kind: float = Field(default=0.1, description="Bonus of a figure of the kind asked for (a "
+                                                   "time for 'how long'; fitted on tune halves).")
     band: float = Field(default=1.0, description="A further line must score within this of the "
                                                  "best ...")
     min_gain: float = Field(default=0.0, description="... and cover this share of the question "

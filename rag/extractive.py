@@ -27,6 +27,7 @@ import numpy as np
 from rag.chunking import clean_heading
 from rag.config import ComposeParams
 from rag.models import Chunk, Hit
+from rag.quantities import asked_kinds, gives_kind
 from rag.text import (HEADING, content_terms, idf_weights, question_parts, sentences, stems,
                       strip_markup)
 
@@ -212,11 +213,13 @@ def candidates(question: str, qvec: np.ndarray, hits: list[Hit], embedder,
 def score(found: Candidates, question: str, params: ComposeParams) -> None:
     """Combine the signals (separate from :func:`candidates` so tuning does not re-embed)."""
     wants_number = bool(_QUANTITY.search(question))
+    kinds = asked_kinds(question)
     for u in found.units:
         u.score = (params.w_sim * u.sim + params.w_lex * u.lexical
                    - params.w_rank * u.hit_index
                    + (params.w_number if wants_number and any(c.isdigit() for c in u.text)
-                      else 0.0))
+                      else 0.0)
+                   + (params.w_kind if gives_kind(u.text, kinds) else 0.0))
 
 
 def _block(units: list[Unit], pick: int, params: ComposeParams) -> list[int]:

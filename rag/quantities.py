@@ -130,3 +130,36 @@ def check_bound(needed: list[Quantity], line: str) -> Bound | None:
                    else need.base > bound.base)
              for bound in quantities(line) for need in needed if need.kind == bound.kind]
     return max(found, key=lambda b: b.broken, default=None)
+
+
+# What kind of figure a question asks for, from its question words and units (English
+# question words only: nothing here knows a subject).
+_ASKS_TIME = re.compile(
+    r"\b(how long|how often|how quickly|how soon|how many (?:milli)?(?:seconds|minutes|hours|"
+    r"days|weeks|months|years)|duration|timeout|ttl|retention|retain|expire|expiry|lifetime|"
+    r"latency)\b", re.IGNORECASE)
+_ASKS_SIZE = re.compile(
+    r"\b(how (?:big|large|small)|size|biggest|largest|smallest|how much (?:data|storage|memory|"
+    r"disk|space|ram)|capacity|kb|mb|gb|tb)\b", re.IGNORECASE)
+_ASKS_COUNT = re.compile(r"\bhow many\b", re.IGNORECASE)
+_BARE_NUMBER = re.compile(r"\b\d+\b")
+
+
+def asked_kinds(question: str) -> set[str]:
+    """The kinds of figure a question asks for: "time", "size", "count" (how many things)."""
+    kinds = set()
+    if _ASKS_TIME.search(question):
+        kinds.add(_SECOND)
+    if _ASKS_SIZE.search(question):
+        kinds.add(_BYTE)
+    if _ASKS_COUNT.search(question) and _SECOND not in kinds:
+        kinds.add("count")
+    return kinds
+
+
+def gives_kind(text: str, kinds: set[str]) -> bool:
+    """Whether a line states a figure of one of these kinds (a count: any whole number)."""
+    if not kinds:
+        return False
+    found = {q.kind.partition(":")[0] for q in quantities(text)}
+    return bool(found & kinds) or "count" in kinds and bool(_BARE_NUMBER.search(text))

@@ -32,3 +32,16 @@ def test_a_maximum_is_broken_by_more_and_a_minimum_by_less():
     assert not check_bound(images, "works on data larger than 4KB in size").broken
     assert check_bound(images, "up to 2 hours") is None  # another kind
     assert check_bound(quantities("ten read replicas"), "Up to 5 Read Replicas").broken
+
+
+def test_the_kind_of_figure_a_question_asks_for():
+    from rag.quantities import asked_kinds, gives_kind
+
+    assert asked_kinds("How long does a stream keep records before they expire?") == {"time"}
+    assert asked_kinds("Roughly how big can one thing I store be?") == {"size"}
+    assert asked_kinds("How many copies can I hang off one database?") == {"count"}
+    assert asked_kinds("Why does depth make gradients explode?") == set()
+    assert gives_kind("Default retention is 24 hours, up to 7 days", {"time"})
+    assert not gives_kind("Objects can be up to 5 TB", {"time"})
+    assert gives_kind("Up to 5 read replicas per database", {"count"})
+    assert not gives_kind("Replicas are asynchronous", {"count"})
