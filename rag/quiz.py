@@ -817,6 +817,12 @@ class QuestionWriter:
         if swap is None:
             return None
         text, variants, _, _, confused = swap
+        # The statement is the whole stem, so it must read as a sentence on its own: the line
+        # names its subject itself and is no outline fragment (judged unclear: "AWS Lambda:
+        # Currently - 15 minute execution limit").
+        if text != line.text or re.search(r":|\s[-–]\s", text) or len(text.split()) < 6 \
+                or not text[:1].isupper():
+            return None
         said = self._notes_say(line, text)
         said = said[0].lower() + said[1:]
         if self.rng.random() < 0.5:

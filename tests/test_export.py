@@ -146,11 +146,14 @@ def test_bad_export_is_one_line_and_loses_nothing(argv, message, tmp_path, capsy
                                                                          "keep.csv"]
 
 
-def test_a_true_false_question_exports_with_empty_third_and_fourth_options(tutor):
-    made = [q for q in QuizMaker(tutor, seed=5).make("Lambda limits: timeout, memory and storage",
-                                                      6) if q.source == "true-false"]
-    assert made
-    rows = list(csv.DictReader(io.StringIO(export.csv_text(made))))
+def test_a_true_false_question_exports_with_empty_third_and_fourth_options(questions):
+    from rag.quiz import Question
+
+    base = questions[0]
+    told = Question(**{**base.model_dump(), "id": "tf", "source": "true-false",
+                       "stem": "True or false, according to your notes? Objects can be 5 TB.",
+                       "options": ["True", "False"], "answer_index": 0})
+    rows = list(csv.DictReader(io.StringIO(export.csv_text([told]))))
     assert rows[0]["option_a"] == "True" and rows[0]["option_b"] == "False"
-    assert rows[0]["option_c"] == rows[0]["option_d"] == ""
-    assert rows[0]["answer_text"] in ("True", "False") and rows[0]["passage"]
+    assert rows[0]["option_c"] == rows[0]["option_d"] == "" and rows[0]["answer"] == "A"
+    assert rows[0]["answer_text"] == "True" and rows[0]["passage"] == base.passage.text

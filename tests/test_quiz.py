@@ -137,31 +137,42 @@ def test_kinds_include_statements_with_numbers_and_the_notes_own_scenarios(maker
 
 
 def test_true_false_statements_say_the_notes_figure_or_one_changed(maker):
-    made = [q for topic in ("Lambda limits: timeout, memory and storage", "KMS encryption keys",
-                            "S3 storage classes and lifecycle")
-            for q in QuizMaker(maker.tutor, seed=5).make(topic, 6) if q.source == "true-false"]
-    assert made
-    passage_text = lambda q: " ".join(q.passage.text.split())  # noqa: E731
-    for q in made:
-        assert q.options == ["True", "False"] and q.stem.startswith("True or false")
-        claim = q.statement.rstrip(".").split(": ", 1)[-1]
-        figures = re.findall(r"\d+", claim)
-        if q.answer == "True":
-            assert claim in passage_text(q) and q.explanation.startswith("True: ")
-        else:  # the figure changed: the notes' own line is quoted, the figure's source named
-            assert claim not in passage_text(q) and q.explanation.startswith("False: ")
-            assert "a figure they give for something else" in q.explanation
-            assert figures and figures[0] in q.explanation
+    """A line with one figure, when the notes give too few other values with its unit for a
+    which-statement question, is shown as it is (True) or with the figure changed to one the
+    notes give for something else (False); an outline fragment makes no statement."""
+    from rag.quiz import _Line
+
+    chunk = next(c for c in maker.index.chunks().values() if "Lambda" in c.heading)
+    other = next(c for c in maker.index.chunks().values() if "SQS" in c.heading)
+    line = _Line("Lambda functions can run for up to 15 minutes per invocation.", "Lambda",
+                 chunk, chunk.start_line)
+    values = {"minutes": {"30": ("Messages stay hidden for 30 minutes at most.", other)}}
+    seen = {}
+    for _ in range(40):
+        made = maker.writer.true_false(line, values)
+        assert made is not None
+        seen[made[1]] = made
+    assert set(seen) == {True, False}
+    stem, _, why = seen[True]
+    assert stem == "True or false, according to your notes? " + line.text
+    assert why[0].startswith("True: your notes")
+    stem, _, why = seen[False]
+    assert "30 minutes" in stem and "15" not in stem and why[0].startswith("False: ")
+    assert "15 minutes" in why[0] and "a figure they give for something else" in why[1]
+    fragment = _Line("Currently - 15 minute execution limit.", "Lambda", chunk, chunk.start_line)
+    assert maker.writer.true_false(fragment, {"minute": {"30": values["minutes"]["30"]}}) is None
+
     validator = Validator(maker.index.embedder)
-    passage = made[0].passage
-    text = "- Functions can run for up to 15 minutes"
-    told = Passage(**{**passage.model_dump(), "text": text})
-    right = Question(id="tf", topic="Lambda", stem="True or false, according to your notes? "
-                     "Functions can run for up to 15 minutes.", options=["True", "False"],
-                     answer_index=1, explanation="x", passage=told, source="true-false")
-    assert any("also supported" in p for p in validator.validate(right, remember=False))
+    told = Passage(file="notes.md", heading="Lambda", start_line=1, end_line=1,
+                   text="- Functions can run for up to 15 minutes")
+    for answer, problem in ((1, "also supported"), (0, None)):
+        q = Question(id=f"tf{answer}", topic="Lambda", stem="True or false, according to your "
+                     "notes? Functions can run for up to 15 minutes.", options=["True", "False"],
+                     answer_index=answer, explanation="x", passage=told, source="true-false")
+        problems = validator.validate(q, remember=False)
+        assert any(problem in p for p in problems) if problem else problems == []
     with pytest.raises(ValueError):
-        Question(**{**right.model_dump(), "options": ["True", "False", "Maybe", "No"]})
+        Question(**{**q.model_dump(), "options": ["True", "False", "Maybe", "No"]})
 
 
 def test_a_topic_the_notes_do_not_cover_is_one_line(maker):
