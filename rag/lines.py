@@ -94,14 +94,24 @@ class LineIndex:
         if not self._owner:
             return []
         sims = self._matrix @ qvec
+        # Sort only the best rows (a chunk has a few dozen lines at most); all of them only
+        # when those do not hold n chunks.
+        head = max(64 * n, 4096)
+        best = self._best(sims, np.argpartition(-sims, head - 1)[:head], n) \
+            if head < len(sims) else {}
+        if len(best) < n:
+            best = self._best(sims, np.arange(len(sims)), n)
+        return list(best.items())
+
+    def _best(self, sims: np.ndarray, rows: np.ndarray, n: int) -> dict[str, float]:
         best: dict[str, float] = {}
-        for row in np.argsort(-sims):
+        for row in rows[np.argsort(-sims[rows], kind="stable")]:
             cid = self._owner[row]
             if cid not in best:
                 best[cid] = float(sims[row])
                 if len(best) == n:
                     break
-        return list(best.items())
+        return best
 
     # --- persistence ---------------------------------------------------------------------
     def _load(self) -> None:

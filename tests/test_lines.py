@@ -89,3 +89,23 @@ def test_deleted_chunks_do_not_pile_up_on_disk(tmp_path, corpus_index):
     counting = Counting(corpus_index.embedder)
     again.refresh("r2", kept, lambda: counting)
     assert counting.texts == 0 and again.vectors(chunks["c0"]) is not None
+
+
+def test_search_over_many_lines_ranks_as_a_full_sort_does(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    matrix = rng.standard_normal((20_000, 8)).astype(np.float32)
+    lines = LineIndex(tmp_path)
+    lines._matrix, lines._owner = matrix, [f"c{i // 7}" for i in range(len(matrix))]
+    qvec = rng.standard_normal(8).astype(np.float32)
+    sims = matrix @ qvec
+    reference: dict[str, float] = {}
+    for row in np.argsort(-sims, kind="stable"):
+        reference.setdefault(lines._owner[row], float(sims[row]))
+    for n in (5, 40, 2000, 1 << 30):  # 2000 chunks need more rows than the partial sort
+        assert lines.search(qvec, n) == list(reference.items())[:n]
+    # one chunk owning almost every line: the best rows hold one chunk, the rest is sorted too
+    lines._owner = ["a"] * len(matrix)
+    lines._owner[int(np.argmin(sims))] = "b"
+    assert lines.search(qvec, 2) == [("a", float(sims.max())), ("b", float(sims.min()))]
