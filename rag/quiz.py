@@ -12,8 +12,9 @@ retrieved like a question; the questions come from the lines of those passages:
   (a verbless bullet) makes no question;
 * ``true-statement``: a line with a number or limit; the distractors change the number to other
   values the notes use with the same unit;
-* ``true-false``: such a line when the notes give fewer than three other values with its unit:
-  the line as it is, or with its figure changed to one they give for something else;
+* ``true-false``: such a line when the notes give fewer than three other values with its unit
+  and it reads as a sentence on its own: the line as it is, or with its figure changed to one
+  they give for something else;
 * ``harvested``: the notes' own exam scenarios (a prompt line followed by a solution line).
 
 :class:`Validator` checks each one against its passage before use: one option supported, no
