@@ -33,12 +33,11 @@ from rag.config import ExplainSettings
 from rag.errors import InputError, StudyragError
 from rag.evidence import (SCENARIO_LINE, YOUR_CHOICE, Clause, VectorCache,
                           clauses_of, distinctive_terms, is_limit, stems)
-from rag.extractive import _finish
 from rag.generation.registry import writes
 from rag.models import Citation, Hit
 from rag.quantities import Bound, check_bound, limit_query, quantities
 from rag.retrieval import clean_question
-from rag.text import content_terms, mentions, names, sentences, stem, strip_markup
+from rag.text import as_sentence, content_terms, mentions, names, sentences, stem, strip_markup
 
 LETTERS = "ABCDE"
 _OPTION_LINE = re.compile(r"^\s*(?:[-*]\s*)?(?:\(([A-Ea-e])\)|([A-Ea-e])[.):])\s+(.+?)\s*$",
@@ -507,8 +506,8 @@ class _Writer:
         introduced as such, never as general reasoning."""
         clause = self.s.clauses[i]
         if clause.bound:
-            return f"Your notes' write-up of a similar question says: {_finish(clause.text)}"
-        return _finish(clause.shown)
+            return f"Your notes' write-up of a similar question says: {as_sentence(clause.text)}"
+        return as_sentence(clause.shown)
 
     def _shown(self, i: int) -> bool:
         """Lines that may be shown: never the notes' second-person write-up of a choice."""
@@ -678,7 +677,7 @@ def render_text(r: Explanation) -> str:
     names = {"backs": "backs this requirement", "contradicts": "contradicts it",
              "silent": "notes silent"}
     blocks.append(("Evidence for each option", [
-        f"- {e.letter} ({names[e.label]})" + (f": {_finish(e.quote)} [{e.citation}]"
+        f"- {e.letter} ({names[e.label]})" + (f": {as_sentence(e.quote)} [{e.citation}]"
                                                if e.quote else "") for e in r.evidence]))
     if s.key_points:
         blocks.append(("Key points to remember", [f"- {x.render()}" for x in s.key_points]))

@@ -28,8 +28,8 @@ from rag.chunking import clean_heading
 from rag.config import ComposeParams
 from rag.models import Chunk, Hit
 from rag.quantities import asked_kinds, gives_kind
-from rag.text import (HEADING, content_terms, idf_weights, question_parts, sentences, stems,
-                      strip_markup)
+from rag.text import (HEADING, as_sentence, content_terms, idf_weights, question_parts,
+                      sentences, stems, strip_markup)
 
 _BULLET = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+")
 _RESTATES = re.compile(r"^(prompt|question|scenario|q)\s*:|\?\s*$", re.IGNORECASE)
@@ -306,10 +306,6 @@ def render_lines(units: list[Unit], chosen: list[int], heading_words: int = 0
                 and not stems(u.heading) <= stems(text):
             text = f"{u.heading}: {text}"
         led = (u.hit_index, u.heading)
-        out.append((_finish(text), u.hit_index, u.line))
+        out.append((as_sentence(text), u.hit_index, u.line))
     return out
 
-
-def _finish(text: str) -> str:
-    text = text.strip().rstrip(":;,")
-    return text if text.endswith((".", "!", "?", ")")) else text + "."

@@ -40,10 +40,10 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from rag.config import QuizSettings
 from rag.errors import InputError, StudyragError
 from rag.evidence import VectorCache, clauses_of, heading_at, is_negative, stems
-from rag.extractive import _finish, lead_of, split_units
+from rag.extractive import lead_of, split_units
 from rag.generation.registry import writes
 from rag.models import Chunk, Hit, Passage
-from rag.text import STOP, clauses, content_terms, sentences, strip_markup
+from rag.text import STOP, as_sentence, clauses, content_terms, sentences, strip_markup
 
 log = logging.getLogger(__name__)
 Source = Literal["harvested", "which-fits", "true-statement", "true-false", "generated"]
@@ -780,9 +780,9 @@ class QuestionWriter:
         tempting = picked[0]
         scope = f"your notes on {line.family}" if line.family else "your notes"
         explanation = [
-            f"{line.subject} is right: {scope} say of {line.subject} \"{_finish(line.text)}\"",
+            f"{line.subject} is right: {scope} say of {line.subject} \"{as_sentence(line.text)}\"",
             f"{tempting[0]} is the tempting choice, but the notes say of it "
-            f"\"{_finish(tempting[1])}\" ({Passage.from_chunk(tempting[3]).location})"]
+            f"\"{as_sentence(tempting[1])}\" ({Passage.from_chunk(tempting[3]).location})"]
         return stem, [line.subject] + [p[0] for p in picked], explanation
 
     def _kind(self, lines: list[str]) -> np.ndarray:
@@ -808,7 +808,7 @@ class QuestionWriter:
         explanation = [self._notes_say(line, text), confused]
         explanation.append(f"The other options change the figure ({', '.join(fills)} instead "
                            f"of {figure}).")
-        return stem, [_finish(text)] + variants, explanation
+        return stem, [as_sentence(text)] + variants, explanation
 
     def true_false(self, line: _Line, unit_values: dict[str, dict[str, tuple[str, Chunk]]]
                    ) -> tuple[str, bool, list[str]] | None:
@@ -827,13 +827,13 @@ class QuestionWriter:
         said = self._notes_say(line, text)
         said = said[0].lower() + said[1:]
         if self.rng.random() < 0.5:
-            return f"{TRUE_FALSE_PROMPT}{_finish(text)}", True, [f"True: {said}"]
+            return f"{TRUE_FALSE_PROMPT}{as_sentence(text)}", True, [f"True: {said}"]
         return f"{TRUE_FALSE_PROMPT}{variants[0]}", False, [f"False: {said}", confused]
 
     def _notes_say(self, line: _Line, text: str) -> str:
         where = heading_at(_hit(line.chunk), line.line)
-        return (f"Your notes on {where} say \"{_finish(text)}\"" if where else
-                f"Your notes say \"{_finish(text)}\"")
+        return (f"Your notes on {where} say \"{as_sentence(text)}\"" if where else
+                f"Your notes say \"{as_sentence(text)}\"")
 
     def _figure_swap(self, line: _Line, unit_values: dict[str, dict[str, tuple[str, Chunk]]],
                      n: int) -> tuple[str, list[str], str, list[str], str] | None:
@@ -866,10 +866,10 @@ class QuestionWriter:
                  if sim < self.params.same_as_answer][:n]
         if len(fills) < n:
             return None
-        variants = [_finish(text.replace(m.group(0), f"{v}{m.group(2)}{m.group(3)}", 1))
+        variants = [as_sentence(text.replace(m.group(0), f"{v}{m.group(2)}{m.group(3)}", 1))
                     for v in fills]
         confused = (f"{fills[0]}{m.group(2)}{m.group(3)} is a figure they give for "
-                    f"something else: \"{_finish(said[fills[0]])}\" "
+                    f"something else: \"{as_sentence(said[fills[0]])}\" "
                     f"({Passage.from_chunk(seen[fills[0]][1]).location})")
         return text, variants, number, fills, confused
 
@@ -923,9 +923,9 @@ class QuestionWriter:
                 continue
             # A scenario that only describes the situation still needs its question.
             stem = prompt[0] if prompt[0].rstrip().endswith("?") else \
-                f"{_finish(prompt[0])} Which approach do your notes give as the solution?"
+                f"{as_sentence(prompt[0])} Which approach do your notes give as the solution?"
             out.append((stem, answer, distractors[:3], prompt[1],
-                        f"Your notes' solution: {_finish(solution)}"))
+                        f"Your notes' solution: {as_sentence(solution)}"))
         return out
 
 
@@ -1063,7 +1063,7 @@ class QuizMaker:
                 by_kind["true-false"].append(Question(
                     id=_qid("true-false", ln.text, stem), topic=topic or _topic_of(ln.chunk)
                     or ln.subject, stem=stem, options=TRUE_FALSE, answer_index=0 if true else 1,
-                    explanation=" ".join(_finish(w) for w in why),
+                    explanation=" ".join(as_sentence(w) for w in why),
                     passage=Passage.from_chunk(ln.chunk), source="true-false"))
             for kind, made in (("which-fits", writer.which_fits(ln)),
                                ("true-statement", figure)):
@@ -1074,7 +1074,7 @@ class QuizMaker:
                 by_kind[kind].append(Question(
                     id=_qid(kind, ln.text, stem), topic=topic or _topic_of(ln.chunk) or
                     ln.subject, stem=stem, options=options, answer_index=idx,
-                    explanation=" ".join(_finish(w) for w in why),
+                    explanation=" ".join(as_sentence(w) for w in why),
                     passage=Passage.from_chunk(ln.chunk), source=kind))
         # Judged blind (evals/judging/): statements about figures were good most often.
         order = ["true-statement", "true-false", "harvested", "which-fits"]

@@ -104,6 +104,13 @@ def question_parts(question: str) -> list[str]:
     return [p for p in parts if len(content_terms(p)) >= 2]
 
 
+def as_sentence(text: str) -> str:
+    """A note line shown as a sentence: a trailing ':', ';' or ',' dropped, and a full stop
+    unless it already ends like a sentence (or a bracket)."""
+    text = text.strip().rstrip(":;,")
+    return text if text.endswith((".", "!", "?", ")")) else text + "."
+
+
 def strip_markup(text: str) -> str:
     """Markdown emphasis and code marks removed, whitespace collapsed."""
     return " ".join(_MARKUP.sub("", text).split())

@@ -73,3 +73,11 @@ def test_the_library_knows_no_subject():
     offenders = [str(p.relative_to(RAG)) for p in RAG.rglob("*.py")
                  if subject.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+def test_a_note_line_is_shown_as_a_sentence():
+    from rag.text import as_sentence
+
+    assert as_sentence("  Objects can be up to 5 TB:") == "Objects can be up to 5 TB."
+    assert as_sentence("Is it encrypted?") == "Is it encrypted?"
+    assert as_sentence("Multipart upload (above 100 MB)") == "Multipart upload (above 100 MB)"
