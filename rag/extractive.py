@@ -27,7 +27,7 @@ import numpy as np
 from rag.chunking import clean_heading
 from rag.config import ComposeParams
 from rag.models import Chunk, Hit
-from rag.quantities import asked_kinds, gives_kind
+from rag.quantities import asked_kinds, asks_figure, gives_kind
 from rag.text import (HEADING, as_sentence, content_terms, idf_weights, question_parts,
                       sentences, stems, strip_markup)
 
@@ -47,11 +47,6 @@ _INSTRUCTION = re.compile(
 _INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff]")
 _LABEL = re.compile(r"^(solution|answer)\s*:\s*", re.IGNORECASE)
 _NOISE = re.compile(r"^(!?\[[^\]]*\]\([^)]*\)\s*)+$|^\|?[\s:|-]+\|?$")  # images, table rules
-# Questions that ask for a quantity: a line with a number is more likely the answer.
-_QUANTITY = re.compile(
-    r"\b(how (many|much|long|big|large|often|fast|small)|limit|size|max(imum)?|min(imum)?|"
-    r"duration|cost|price|range|rate|capacity|ttl|timeout|number of|value|percent)\b",
-    re.IGNORECASE)
 
 
 @dataclass
@@ -212,7 +207,7 @@ def candidates(question: str, qvec: np.ndarray, hits: list[Hit], embedder,
 
 def score(found: Candidates, question: str, params: ComposeParams) -> None:
     """Combine the signals (separate from :func:`candidates` so tuning does not re-embed)."""
-    wants_number = bool(_QUANTITY.search(question))
+    wants_number = asks_figure(question)
     kinds = asked_kinds(question)
     for u in found.units:
         u.score = (params.w_sim * u.sim + params.w_lex * u.lexical

@@ -118,7 +118,8 @@ class LineIndex:
         """Every committed shard; a damaged or half-written one is skipped (its chunks are
         embedded again)."""
         self._loaded = True
-        for meta_path in sorted(self.folder.glob("lines*.json"), key=_shard_number):
+        for meta_path in sorted(self.folder.glob("lines*.json"),
+                                key=lambda path: _shard_number(path.stem)):
             name = meta_path.stem
             try:
                 meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -135,23 +136,24 @@ class LineIndex:
             self._shards.append(name)
             self._disk_rows += len(data)
 
+    def _next_shard(self) -> str:
+        return f"lines-{max(map(_shard_number, self._shards), default=-1) + 1}"
+
     def _save_shard(self, hashes: list[str]) -> None:
-        number = max((_shard_number(self.folder / f"{n}.json") for n in self._shards),
-                     default=-1) + 1
-        if self._write(f"lines-{number}", hashes):
-            self._shards.append(f"lines-{number}")
+        name = self._next_shard()
+        if self._write(name, hashes):
+            self._shards.append(name)
             self._disk_rows += sum(len(self._by_hash[h]) for h in hashes)
 
     def _compact(self) -> None:
         """One shard of the live vectors replaces all the others."""
-        old = list(self._shards)
-        number = max((_shard_number(self.folder / f"{n}.json") for n in old), default=-1) + 1
-        if not self._write(f"lines-{number}", list(self._by_hash)):
+        old, name = list(self._shards), self._next_shard()
+        if not self._write(name, list(self._by_hash)):
             return
-        for name in old:
+        for shard in old:
             for suffix in (".json", ".npy"):
-                (self.folder / f"{name}{suffix}").unlink(missing_ok=True)
-        self._shards = [f"lines-{number}"]
+                (self.folder / f"{shard}{suffix}").unlink(missing_ok=True)
+        self._shards = [name]
         self._disk_rows = sum(len(v) for v in self._by_hash.values())
 
     def _write(self, name: str, hashes: list[str]) -> bool:
@@ -169,6 +171,7 @@ class LineIndex:
             return False
 
 
-def _shard_number(meta_path: Path) -> int:
-    tail = meta_path.stem.rpartition("-")[2]
+def _shard_number(name: str) -> int:
+    """N of "lines-N" (-1 for the one-file cache of older versions, "lines")."""
+    tail = name.rpartition("-")[2]
     return int(tail) if tail.isdigit() else -1

@@ -132,8 +132,12 @@ def check_bound(needed: list[Quantity], line: str) -> Bound | None:
     return max(found, key=lambda b: b.broken, default=None)
 
 
-# What kind of figure a question asks for, from its question words and units (English
-# question words only: nothing here knows a subject).
+# Whether, and what kind of, figure a question asks for, from its question words and units
+# (English question words only: nothing here knows a subject).
+_ASKS_FIGURE = re.compile(
+    r"\b(how (many|much|long|big|large|often|fast|small)|limit|size|max(imum)?|min(imum)?|"
+    r"duration|cost|price|range|rate|capacity|ttl|timeout|number of|value|percent)\b",
+    re.IGNORECASE)
 _ASKS_TIME = re.compile(
     r"\b(how long|how often|how quickly|how soon|how many (?:milli)?(?:seconds|minutes|hours|"
     r"days|weeks|months|years)|duration|timeout|ttl|retention|retain|expire|expiry|lifetime|"
@@ -143,6 +147,11 @@ _ASKS_SIZE = re.compile(
     r"disk|space|ram)|capacity|kb|mb|gb|tb)\b", re.IGNORECASE)
 _ASKS_COUNT = re.compile(r"\bhow many\b", re.IGNORECASE)
 _BARE_NUMBER = re.compile(r"\b\d+\b")
+
+
+def asks_figure(question: str) -> bool:
+    """A question about a quantity: a line with a number is more likely its answer."""
+    return bool(_ASKS_FIGURE.search(question))
 
 
 def asked_kinds(question: str) -> set[str]:

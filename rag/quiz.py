@@ -114,6 +114,14 @@ class Question(BaseModel):
         """What a true-false question asks about (its stem without the prompt)."""
         return self.stem.removeprefix(TRUE_FALSE_PROMPT)
 
+    @property
+    def fact(self) -> frozenset[str] | str:
+        """What it tests, so a set tests each thing once: the answer's own words (a
+        true-false question: its statement's)."""
+        if self.source == "true-false":
+            return frozenset(stems(self.statement))
+        return frozenset(stems(self.answer) - stems(self.stem)) or self.answer.lower()
+
     @field_validator("stem", "explanation")
     @classmethod
     def _not_blank(cls, value: str) -> str:
@@ -468,6 +476,18 @@ class _Line:
     from_heading: bool = False  # the subject is the section heading, not named by the line
 
 
+@dataclass
+class _Swap:
+    """A line with one figure, and copies of it with that figure changed (``fills``: the
+    values put in, most tempting first; ``confused``: what the first one is in the notes)."""
+
+    text: str
+    variants: list[str]
+    figure: str
+    fills: list[str]
+    confused: str
+
+
 def _label(text: str) -> str:
     """An outline label or heading as an option: markup, trailing colon and a parenthesised
     abbreviation kept short ("Simple Routing:" -> "Simple Routing")."""
@@ -796,28 +816,24 @@ class QuestionWriter:
         said = self.vocab.lines.get(name, [])
         return [tc for tc in said if self.vocab.subject(tc[0]) == name] or said
 
-    def true_statement(self, line: _Line, unit_values: dict[str, dict[str, tuple[str, Chunk]]]
+    def true_statement(self, line: _Line, swap: "_Swap | None"
                        ) -> tuple[str, list[str], list[str]] | None:
-        """A line with a number: the distractors say other values the notes use, and the
-        explanation says what one of them is in the notes (the figure it is confused with)."""
-        swap = self._figure_swap(line, unit_values, 3)
-        if swap is None:
+        """A line with a number: the distractors say three other values the notes use, and
+        the explanation says what one of them is in the notes (the figure it is confused with)."""
+        if swap is None or len(swap.fills) < 3:
             return None
-        text, variants, figure, fills, confused = swap
         stem = f"Which statement about {line.subject} is true according to your notes?"
-        explanation = [self._notes_say(line, text), confused]
-        explanation.append(f"The other options change the figure ({', '.join(fills)} instead "
-                           f"of {figure}).")
-        return stem, [as_sentence(text)] + variants, explanation
+        explanation = [self._notes_say(line, swap.text), swap.confused,
+                       f"The other options change the figure ({', '.join(swap.fills)} instead "
+                       f"of {swap.figure})."]
+        return stem, [as_sentence(swap.text)] + swap.variants, explanation
 
-    def true_false(self, line: _Line, unit_values: dict[str, dict[str, tuple[str, Chunk]]]
-                   ) -> tuple[str, bool, list[str]] | None:
+    def true_false(self, line: _Line, swap: "_Swap | None") -> tuple[str, bool, list[str]] | None:
         """The same kind of line as a true-false statement: as the notes say it, or with its
         figure changed to one they give for something else (chosen at random)."""
-        swap = self._figure_swap(line, unit_values, 1)
         if swap is None:
             return None
-        text, variants, _, _, confused = swap
+        text = swap.text
         # The statement is the whole stem, so it must read as a sentence on its own: the line
         # names its subject itself and is no outline fragment (judged unclear: "AWS Lambda:
         # Currently - 15 minute execution limit").
@@ -828,18 +844,18 @@ class QuestionWriter:
         said = said[0].lower() + said[1:]
         if self.rng.random() < 0.5:
             return f"{TRUE_FALSE_PROMPT}{as_sentence(text)}", True, [f"True: {said}"]
-        return f"{TRUE_FALSE_PROMPT}{variants[0]}", False, [f"False: {said}", confused]
+        return f"{TRUE_FALSE_PROMPT}{swap.variants[0]}", False, [f"False: {said}", swap.confused]
 
     def _notes_say(self, line: _Line, text: str) -> str:
         where = heading_at(_hit(line.chunk), line.line)
         return (f"Your notes on {where} say \"{as_sentence(text)}\"" if where else
                 f"Your notes say \"{as_sentence(text)}\"")
 
-    def _figure_swap(self, line: _Line, unit_values: dict[str, dict[str, tuple[str, Chunk]]],
-                     n: int) -> tuple[str, list[str], str, list[str], str] | None:
-        """The line (with its subject) and ``n`` copies with its one figure changed to values
-        the notes use with the same unit for the most similar other things; also the figure,
-        the values, and a sentence saying what the first value is in the notes."""
+    def figure_swap(self, line: _Line, unit_values: dict[str, dict[str, tuple[str, Chunk]]]
+                    ) -> "_Swap | None":
+        """The line (with its subject) and up to three copies with its one figure changed to
+        values the notes use with the same unit for the most similar other things (None: no
+        such figure or value)."""
         if line.from_heading and not self.vocab.subject(line.subject):
             return None  # a figure in a section about no one name may belong to anything
         inside = [(a, b) for a, b, _ in self.vocab.spans(line.text)]
@@ -856,22 +872,22 @@ class QuestionWriter:
         seen = unit_values.get(unit, {})
         values = sorted(v for v in seen if v != number and v not in line.text)
         self.rng.shuffle(values)
-        if len(values) < n or len(unit) < 2:
+        if not values or len(unit) < 2:
             return None
         # The figures the notes give for the most similar things are the tempting ones; one
         # said of a line much like this one could be this fact in other notes (also right).
         said = {v: _sentence_with(seen[v][0], v) for v in values[:24]}
         sims = self.vectors.encode(list(said.values())) @ self.vectors.encode([line.text])[0]
         fills = [v for sim, v in sorted(zip(sims.tolist(), said), reverse=True)
-                 if sim < self.params.same_as_answer][:n]
-        if len(fills) < n:
+                 if sim < self.params.same_as_answer][:3]
+        if not fills:
             return None
         variants = [as_sentence(text.replace(m.group(0), f"{v}{m.group(2)}{m.group(3)}", 1))
                     for v in fills]
         confused = (f"{fills[0]}{m.group(2)}{m.group(3)} is a figure they give for "
                     f"something else: \"{as_sentence(said[fills[0]])}\" "
                     f"({Passage.from_chunk(seen[fills[0]][1]).location})")
-        return text, variants, number, fills, confused
+        return _Swap(text, variants, number, fills, confused)
 
     def _approaches(self, text: str) -> list[str]:
         """Names in a line, each with the capitalised words right after it ("Docker" +
@@ -1057,8 +1073,9 @@ class QuizMaker:
                 source="harvested"))
         units = self.unit_values()
         for ln in lines:
-            figure = writer.true_statement(ln, units)
-            if figure is None and (told := writer.true_false(ln, units)):
+            swap = writer.figure_swap(ln, units)
+            figure = writer.true_statement(ln, swap)
+            if figure is None and (told := writer.true_false(ln, swap)):
                 stem, true, why = told
                 by_kind["true-false"].append(Question(
                     id=_qid("true-false", ln.text, stem), topic=topic or _topic_of(ln.chunk)
@@ -1137,8 +1154,7 @@ class QuizMaker:
             if len(out) == n:
                 break
             where = (q.passage.file, q.passage.start_line)
-            fact = frozenset(stems(q.statement)) if q.source == "true-false" else (
-                frozenset(stems(q.answer) - stems(q.stem)) or q.answer.lower())
+            fact = q.fact
             if q.id in self.asked or per_answer[fact] or per_passage[where] >= 2:
                 continue  # a set tests several things, not one passage or answer twice
             self.stats.candidates += 1

@@ -149,7 +149,7 @@ def test_true_false_statements_say_the_notes_figure_or_one_changed(maker):
     values = {"minutes": {"30": ("Messages stay hidden for 30 minutes at most.", other)}}
     seen = {}
     for _ in range(40):
-        made = maker.writer.true_false(line, values)
+        made = maker.writer.true_false(line, maker.writer.figure_swap(line, values))
         assert made is not None
         seen[made[1]] = made
     assert set(seen) == {True, False}
@@ -160,7 +160,8 @@ def test_true_false_statements_say_the_notes_figure_or_one_changed(maker):
     assert "30 minutes" in stem and "15" not in stem and why[0].startswith("False: ")
     assert "15 minutes" in why[0] and "a figure they give for something else" in why[1]
     fragment = _Line("Currently - 15 minute execution limit.", "Lambda", chunk, chunk.start_line)
-    assert maker.writer.true_false(fragment, {"minute": {"30": values["minutes"]["30"]}}) is None
+    assert maker.writer.true_false(fragment, maker.writer.figure_swap(
+        fragment, {"minute": {"30": values["minutes"]["30"]}})) is None
 
     validator = Validator(maker.index.embedder)
     told = Passage(file="notes.md", heading="Lambda", start_line=1, end_line=1,
