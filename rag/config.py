@@ -385,6 +385,8 @@ class QuizSettings(Group):
                                                            "an accepted one.")
     same_as_answer: float = Field(default=0.8, description="A distractor whose own note line "
                                   "says this much the same is not wrong.")
+    same_terms: float = Field(default=0.5, description="A distractor one of whose own note "
+                              "lines writes this share of the stem's words is not wrong.")
     topic_min: float = Field(default=0.35, description="A source line must be this close to the "
                              "topic phrase (or name its terms).")
     kind_min: float = Field(default=0.35, description="Mean-line-vector similarity of two names "

@@ -627,6 +627,7 @@ class _Writer:
             if correct and self.fits_at is not None:
                 i, label = self.fits_at, "backs"
             elif against is not None and not correct and (
+                    letter == self.r.chosen or self.s.owner[against] == j) and (
                     backs is None or wrong or self.s.against[against, j]
                     >= self.s.support[backs, j]):
                 i, label = against, "contradicts"

@@ -76,6 +76,12 @@ _META = re.compile(r"\b(considerations?|steps?|types?|basics|attributes?|concept
                    r"architecture|fundamentals|refresher|notation|dominant)\b", re.IGNORECASE)
 _BARE_USE = re.compile(r"^(can|should|may|must)?\s*use\s+(?=(?:if|when|for|to|with|in|as)\b)",
                        re.IGNORECASE)
+# The verb a false statement denies; one followed by a frequency ("is always") is left
+# alone, since "not always" is no opposite of it.
+_DENIABLE = re.compile(r"\b(is|are|was|were|can|will|should|must)\b(?!\s+(?:always|never|only|"
+                       r"often|usually|mostly|generally|typically|rarely|sometimes)\b)")
+_POINTER = re.compile(r"\b(this|these|those|it|its|they|them|above|below|here|we|our|us|"
+                      r"let's|but|however|although|though|whereas|while)\b", re.IGNORECASE)
 _FORMULA = re.compile(r"[<>{}=|\\^]|\w\[\w")  # markup, formulas, code: not a question
 _LABELLED = re.compile(r"^(prompt|question|scenario)\s*:\s*", re.IGNORECASE)
 _SOLUTION = re.compile(r"^(solution|answer)\s*:\s*", re.IGNORECASE)
@@ -387,14 +393,15 @@ class Validator:
         """Per option: how well one clause of the passage states "stem + option" (0..1); for a
         true-false question, how well one states its statement (one score)."""
         if question.source == "true-false":
-            return self._support(question, [question.statement], [question.statement])
+            return self._support(question, [question.statement], [question.statement],
+                                 denies=is_negative(question.statement))
         # A statement option is the whole claim; otherwise the stem says what the option does.
         claims = [o if question.source == "true-statement" else f"{question.stem} {o}"
                   for o in question.options]
         return self._support(question, list(question.options), claims)
 
-    def _support(self, question: Question, options: list[str], claims: list[str]
-                 ) -> list[float]:
+    def _support(self, question: Question, options: list[str], claims: list[str],
+                 denies: bool | None = None) -> list[float]:
         chunk = Chunk(file=question.passage.file, heading=question.passage.heading,
                       start_line=question.passage.start_line,
                       end_line=question.passage.end_line, text=question.passage.text)
@@ -410,8 +417,9 @@ class Validator:
             best = 0.0
             for clause, cvec in zip(clauses, cvecs):
                 terms = clause.pos_terms | stems(f"{clause.lead} {clause.heading}")
-                if not own <= terms:
-                    continue  # the option must be stated positively in this clause
+                if not own <= terms or denies is not None and \
+                        is_negative(clause.text) != denies:
+                    continue  # stated positively (a statement: with its own polarity)
                 cover = len(claim_terms & terms) / max(len(claim_terms), 1)
                 best = max(best, 0.5 * float(cvec @ qvec) + 0.5 * cover)
             scores.append(best)
@@ -502,6 +510,40 @@ def _is_label(text: str, most: int = 4) -> bool:
     return 1 <= len(words) <= most and "vs" not in words and not re.search(
         r"[.;!?]$", text) and not _COPULA.search(joined) and not _DEICTIC.search(joined) \
         and not _META.search(joined)
+
+
+def _below(units, k: int) -> list[int]:
+    """Every bullet nested under unit ``k``, at any depth, in order (a label's facts may sit
+    one level down: "Designed for extensions" > "Capacity is limited...")."""
+    out, todo = [], list(units[k].children)
+    while todo:
+        c = todo.pop(0)
+        out.append(c)
+        todo[:0] = units[c].children
+    return out
+
+
+def _stands_alone(text: str) -> bool:
+    """One sentence a student can judge without its surroundings: 6-30 words, capitalised, no
+    outline fragment (a colon or a dash between parts), no question, no pointing word
+    ("this", "it", "we"), one claim (no "but", "although")."""
+    words = text.split()
+    return 6 <= len(words) <= 30 and text[:1].isupper() and len(sentences(text)) == 1 \
+        and not re.search(r"[:?]|\s[-–]\s", text) and not _FORMULA.search(text) \
+        and not _DEICTIC.search(" ".join(words[:3])) and not _POINTER.search(text)
+
+
+def _denied(text: str) -> str | None:
+    """The sentence with its first verb denied ("can help" -> "cannot help", "is" -> "is
+    not"); None when it denies something already or has no such verb."""
+    if is_negative(text):
+        return None
+    m = _DENIABLE.search(text)
+    if not m:
+        return None
+    word = m.group(1)
+    return f"{text[:m.start()]}{word}{'not' if word.lower() == 'can' else ' not'}" \
+           f"{text[m.end():].removeprefix(' also')}"
 
 
 def _indented(chunk: Chunk, line: int) -> bool:
@@ -668,8 +710,9 @@ class QuestionWriter:
         if grand is None:
             pool = self._section_labels(chunk)
         else:
-            pool = {_label(x.text): [(units[c].text, chunk) for c in x.children]
-                    for x in units if x.parent == grand and _is_label(x.text) and x.children}
+            pool = {_label(x.text): [(units[c].text, chunk) for c in _below(units, k)]
+                    for k, x in enumerate(units)
+                    if x.parent == grand and _is_label(x.text) and x.children}
         own = _label(parent.text)
         alternatives = {k: v for k, v in pool.items() if k != own}
         if len(alternatives) == 2:
@@ -704,10 +747,10 @@ class QuestionWriter:
                 if (c.file, c.heading) != key:
                     continue
                 units = split_units(_hit(c), 0)
-                for x in units:
+                for k, x in enumerate(units):
                     if x.parent is None and _is_label(x.text) and x.children:
                         found.setdefault(_label(x.text), []).extend(
-                            (units[k].text, c) for k in x.children)
+                            (units[d].text, c) for d in _below(units, k))
             self._labels_cache[key] = found
         return self._labels_cache[key]
 
@@ -744,8 +787,11 @@ class QuestionWriter:
         continent, or country?"); a line that is not one (a verbless bullet, an outline
         fragment with a colon or dash) makes no question, since quoting it after "which
         does this describe" is not a question a student can read on its own."""
-        if is_negative(line.text) or self.vocab.general(line.subject):
-            return None  # ambiguous, or about the whole subject
+        if is_negative(line.text) or self.vocab.general(line.subject) \
+                or not line.alternatives:
+            # ambiguous, about the whole subject, or with no outline siblings to offer as
+            # options (judged blind, names from elsewhere in the notes made 2 good of 24)
+            return None
         predicate = _strip_subject(line.text, self.vocab, line.named or line.subject)
         reworded = predicate is None and bool(line.alternatives)
         if reworded:
@@ -762,34 +808,32 @@ class QuestionWriter:
         predicate = predicate[0].lower() + predicate[1:] if predicate[1:2].islower() \
             else predicate
         stem = f"{where}, which of these {_voice(predicate).rstrip('.;:!')}?"
-        others = set(self.vocab.find(predicate))
-        if line.alternatives:
-            own = self._kind([line.text] + line.own)
-            alike = {k: float(self._kind([t for t, _ in line.alternatives[k][:12]] or [k]) @ own)
-                     for k in line.alternatives}
-            # a line naming its subject in other words leans on the outline: its labels must
-            # be things of one kind, not headings of different facets ("Zones", "Rules")
-            pool = sorted((k for k in alike if not reworded or alike[k] >= self.params.kind_min),
-                          key=lambda k: -alike[k])
-        else:
-            pool = [s for s in self.vocab.siblings(line.subject, self.vectors,
-                                                   self.params.kind_min)
-                    if s not in others and self.vocab.described(s)]
+        own = self._kind([line.text] + line.own)
+        alike = {k: float(self._kind([t for t, _ in line.alternatives[k][:12]] or [k]) @ own)
+                 for k in line.alternatives}
+        # a line naming its subject in other words leans on the outline: its labels must
+        # be things of one kind, not headings of different facets ("Zones", "Rules")
+        pool = sorted((k for k in alike if not (reworded or line.from_heading)
+                       or alike[k] >= self.params.kind_min),
+                      key=lambda k: -alike[k])
         told = stems(predicate)
         pool = [s for s in pool if not self.vocab.general(s) and not stems(s) & told]
         if len(pool) < 3:
             return None
         pvec = self.vectors.encode([predicate])[0]
+        asked = {t for t in told - _words(line.family) if len(t) > 2}
         picked: list[tuple[str, str, float, Chunk]] = []
         for name in pool[:12]:
             if any(_same_thing(name, p) for p in [line.subject] + [p[0] for p in picked]):
                 continue
-            said = (line.alternatives.get(name) or self._about(name))[:40]
+            said = [tc for tc in line.alternatives[name][:40]
+                    if len(content_terms(tc[0])) >= 3] or line.alternatives[name][:40]
             if not said:
                 continue
             sims = self.vectors.encode([t for t, _ in said]) @ pvec
             best = int(np.argmax(sims))
-            if sims[best] >= self.params.same_as_answer:
+            shared = max(len(asked & stems(t)) for t, _ in said) / max(len(asked), 1)
+            if sims[best] >= self.params.same_as_answer or shared >= self.params.same_terms:
                 continue  # the notes say much the same about it: it would be right too
             picked.append((name, said[best][0], float(sims[best]), said[best][1]))
             if len(picked) == 3:
@@ -829,22 +873,25 @@ class QuestionWriter:
         return stem, [as_sentence(swap.text)] + swap.variants, explanation
 
     def true_false(self, line: _Line, swap: "_Swap | None") -> tuple[str, bool, list[str]] | None:
-        """The same kind of line as a true-false statement: as the notes say it, or with its
-        figure changed to one they give for something else (chosen at random)."""
-        if swap is None:
-            return None
-        text = swap.text
+        """A line that reads as a sentence on its own as a true-false statement: as the notes
+        say it, or made false (chosen at random): its figure changed to one they give for
+        something else, or, for a line with no figure, its verb denied ("can" -> "cannot")."""
+        text = line.text
         # The statement is the whole stem, so it must read as a sentence on its own: the line
         # names its subject itself and is no outline fragment (judged unclear: "AWS Lambda:
         # Currently - 15 minute execution limit").
-        if text != line.text or re.search(r":|\s[-–]\s", text) or len(text.split()) < 6 \
-                or not text[:1].isupper():
+        if swap is not None and swap.text != text or not _stands_alone(text) \
+                or not self.vocab.mentions(" ".join(text.split()[:5]), line.subject):
+            return None
+        false = swap.variants[0] if swap else _denied(text)
+        if false is None:
             return None
         said = self._notes_say(line, text)
         said = said[0].lower() + said[1:]
         if self.rng.random() < 0.5:
             return f"{TRUE_FALSE_PROMPT}{as_sentence(text)}", True, [f"True: {said}"]
-        return f"{TRUE_FALSE_PROMPT}{swap.variants[0]}", False, [f"False: {said}", swap.confused]
+        why = swap.confused if swap else "The statement denies what they say."
+        return f"{TRUE_FALSE_PROMPT}{as_sentence(false)}", False, [f"False: {said}", why]
 
     def _notes_say(self, line: _Line, text: str) -> str:
         where = heading_at(_hit(line.chunk), line.line)

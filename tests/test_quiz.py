@@ -62,9 +62,14 @@ def test_any_topic_phrase_gives_on_topic_self_contained_questions(maker):
     for q in questions:
         assert q.topic == topic
         assert _words(f"{q.passage.heading} {q.passage.text}") & wanted
+        assert "___" not in q.stem
+        if q.source == "true-false":  # a statement to judge: it stands alone as a sentence
+            assert q.options == ["True", "False"] and q.statement.endswith(".")
+            assert ":" not in q.statement and len(q.statement.split()) >= 6
+            continue
         assert len({o.lower() for o in q.options}) == 4
         assert not (_words(q.answer) - {"use", "with"}) <= _words(q.stem)  # no giveaway
-        assert "___" not in q.stem and q.stem.endswith("?")
+        assert q.stem.endswith("?")
         assert checker.validate(q) == []  # re-checks cleanly, and no two are duplicates
         assert q.passage.file in grade(q, q.answer_index)[1]
 
@@ -251,7 +256,8 @@ def test_cli_interactive_quiz_records_progress_and_handles_eof(corpus_settings, 
                  "--new-only"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "Please type A, B, C or D" in out and "answers so far are saved" in out
+    assert re.search(r"Please type A(, B, C or D| or B)", out)  # four options, or true-false
+    assert "answers so far are saved" in out
     assert db.attempts() == before + 1
     code = main(["--home", str(home), "progress", "--json"])
     topics = json.loads(capsys.readouterr().out)["topics"]
@@ -328,10 +334,45 @@ def test_prose_notes_of_another_subject_give_questions_that_name_no_option(tmp_p
     for topic, questions in made.items():
         for q in questions:
             assert q.topic == topic
-            assert "describe" not in q.stem and '"' not in q.stem and q.stem.endswith("?")
+            assert "describe" not in q.stem and '"' not in q.stem
             assert "!" not in q.stem and "`" not in q.stem
+            assert checker.validate(q, remember=False) == []
+            if q.source == "true-false":
+                assert not re.search(r"\b(this|it|we|they)\b", q.statement, re.IGNORECASE)
+                continue
+            assert q.stem.endswith("?")
             shared = set.intersection(*(_stem_words(o) for o in q.options))
             told = _stem_words(q.stem) - _stem_words(q.passage.heading.replace(" > ", " "))
             for option in q.options:
                 assert not (_stem_words(option) - shared) & told, (q.stem, option)
             assert checker.validate(q, remember=False) == []
+
+
+def test_a_false_statement_denies_the_verb_of_a_note_sentence():
+    from rag.quiz import _denied, _stands_alone
+
+    assert _denied("GRU can help solve the vanishing gradient problem.") == \
+        "GRU cannot help solve the vanishing gradient problem."
+    assert _denied("Deep learning is also enabling new art.") == \
+        "Deep learning is not enabling new art."
+    assert _denied("A cache is always warm after a restart.") is None  # "not always" ≠ never
+    assert _denied("NAT gateways do not support IPv6 traffic at all.") is None  # denies already
+    assert _stands_alone("CloudFront is a global object cache for static content.")
+    assert not _stands_alone("It is a global object cache for static content.")
+    assert not _stands_alone("AWS Lambda: Currently - 15 minute execution limit per call.")
+    assert not _stands_alone("Port provisioning is quick but the cross-connect takes longer.")
+
+
+def test_a_denied_statement_is_not_supported_by_the_line_it_denies(maker):
+    questions = [q for q in maker.candidates("CloudFront and Global Accelerator")
+                 if q.source == "true-false"]
+    assert any(q.answer == "False" and "denies" in q.explanation for q in questions)
+    for q in questions:
+        line = q.explanation.split('"')[1]  # the note line the statement was made from
+        denied = q.answer == "False" and "denies" in q.explanation
+        assert (q.statement.rstrip(".") != line.rstrip(".")) == (q.answer == "False")
+        assert maker.validator.validate(q, remember=False) == [], q.stem
+        if denied:  # the same words with the other polarity: never counted as support
+            flipped = q.model_copy(update={"answer_index": 0})
+            assert any("not supported" in p for p in
+                       maker.validator.validate(flipped, remember=False))
