@@ -48,7 +48,6 @@ from rag.text import STOP, as_sentence, clauses, content_terms, sentences, strip
 log = logging.getLogger(__name__)
 Source = Literal["harvested", "which-fits", "true-statement", "true-false", "generated"]
 TRUE_FALSE = ["True", "False"]
-TRUE_FALSE_PROMPT = "True or false, according to your notes? "
 _LISTED = re.compile(r"^\s*(?:,|;|/|&|and|or|vs\.?|versus|,\s*and|,\s*or|\bnor)\s*$",
                      re.IGNORECASE)
 _GENERIC_HEADING = re.compile(
@@ -78,10 +77,23 @@ _BARE_USE = re.compile(r"^(can|should|may|must)?\s*use\s+(?=(?:if|when|for|to|wi
                        re.IGNORECASE)
 # The verb a false statement denies; one followed by a frequency ("is always") is left
 # alone, since "not always" is no opposite of it.
-_DENIABLE = re.compile(r"\b(is|are|was|were|can|will|should|must)\b(?!\s+(?:always|never|only|"
-                       r"often|usually|mostly|generally|typically|rarely|sometimes)\b)")
+_VERBS = (r"provide|offer|support|allow|use|let|give|make|run|store|work|help|require|need|"
+          r"enable|guarantee|create|keep|take|send|receive|reduce|increase|improve|prevent|"
+          r"replicate|contain|include|return|compute|scale|cache|encrypt|protect|charge")
+_VERB_S = re.compile(rf"\b(?:({_VERBS})s|has)\b(?!\s+(?:always|never|only|often)\b)")
+_DENIAL_OF = re.compile(
+    rf"\b(?:(?P<aux>is|are|was|were|will|should|must|can|has|have) ?(?:not|no(?= \w+s\b))|"
+    rf"(?:does not|doesn't) "
+    rf"(?P<does>{_VERBS})|(?:do not|don't) (?P<do>{_VERBS})|can't|won't|isn't|aren't|"
+    rf"wasn't|weren't|shouldn't)\b", re.IGNORECASE)
+_AFFIRMED = {"can't": "can", "won't": "will", "isn't": "is", "aren't": "are", "wasn't": "was",
+             "weren't": "were", "shouldn't": "should", "cannot": "can"}
+_OFTEN = r"(?:always|never|only|often|usually|mostly|generally|typically|rarely|sometimes)"
+_FREQUENCY = re.compile(rf"\b{_OFTEN}\s+$", re.IGNORECASE)
+_DENIABLE = re.compile(r"\b(is|are|was|were|can|will|should|must|ha[sd](?=\s+(?:been|\w+ed)\b))\b"
+                       rf"(?!\s+{_OFTEN}\b)")
 _POINTER = re.compile(r"\b(this|these|those|it|its|they|them|above|below|here|we|our|us|"
-                      r"let's|but|however|although|though|whereas|while)\b", re.IGNORECASE)
+                      r"you|let's|but|however|although|though|whereas|while)\b", re.IGNORECASE)
 _FORMULA = re.compile(r"[<>{}=|\\^]|\w\[\w")  # markup, formulas, code: not a question
 _LABELLED = re.compile(r"^(prompt|question|scenario)\s*:\s*", re.IGNORECASE)
 _SOLUTION = re.compile(r"^(solution|answer)\s*:\s*", re.IGNORECASE)
@@ -118,7 +130,7 @@ class Question(BaseModel):
     @property
     def statement(self) -> str:
         """What a true-false question asks about (its stem without the prompt)."""
-        return self.stem.removeprefix(TRUE_FALSE_PROMPT)
+        return self.stem.rsplit("? ", 1)[-1]  # the statement itself asks nothing
 
     @property
     def fact(self) -> frozenset[str] | str:
@@ -533,17 +545,40 @@ def _stands_alone(text: str) -> bool:
         and not _DEICTIC.search(" ".join(words[:3])) and not _POINTER.search(text)
 
 
-def _denied(text: str) -> str | None:
-    """The sentence with its first verb denied ("can help" -> "cannot help", "is" -> "is
-    not"); None when it denies something already or has no such verb."""
+def _flipped(text: str) -> str | None:
+    """The sentence made false by turning its one verb the other way: "can help" -> "cannot
+    help", "supports" -> "does not support", "is not" -> "is"; None when it has no such verb,
+    more than one denial, or a frequency ("is always": "not always" is no opposite)."""
     if is_negative(text):
+        found = list(_DENIAL_OF.finditer(text))
+        if len(found) != 1:
+            return None
+        m = found[0]
+        word = _AFFIRMED.get(m.group(0).lower()) or (
+            f"{m.group('does')}s" if m.group("does") else m.group("do") or m.group("aux"))
+        out = f"{text[:m.start()]}{_cased(word, m.group(0))}{text[m.end():]}"
+        return None if is_negative(out) else out
+    m = _DENIABLE.search(text) or _VERB_S.search(text)
+    if m and (re.search(r"\b(which|that|who|only)\b", text[:m.start()], re.IGNORECASE)
+              or _FREQUENCY.search(text[:m.start()])):
+        return None  # the verb of a relative clause, or "almost always works"
+    if m and m.re is _DENIABLE:
+        word = m.group(1)
+        out = f"{text[:m.start()]}{word}{'not' if word.lower() == 'can' else ' not'}" \
+              f"{text[m.end():].removeprefix(' also')}"
+    elif m:
+        base = "have" if m.group(0).lower() == "has" else m.group(1)
+        start = m.start()
+        if (adverb := re.search(r"\b\w+ly\s+$", text[:start])):
+            start = adverb.start()  # "does not asynchronously replicate"
+        out = f"{text[:start]}does not {text[start:m.start()]}{base}{text[m.end():]}"
+    else:
         return None
-    m = _DENIABLE.search(text)
-    if not m:
-        return None
-    word = m.group(1)
-    return f"{text[:m.start()]}{word}{'not' if word.lower() == 'can' else ' not'}" \
-           f"{text[m.end():].removeprefix(' also')}"
+    return out if is_negative(out) else None
+
+
+def _cased(word: str, like: str) -> str:
+    return word[:1].upper() + word[1:] if like[:1].isupper() else word
 
 
 def _indented(chunk: Chunk, line: int) -> bool:
@@ -880,21 +915,27 @@ class QuestionWriter:
         # The statement is the whole stem, so it must read as a sentence on its own: the line
         # names its subject itself and is no outline fragment (judged unclear: "AWS Lambda:
         # Currently - 15 minute execution limit").
-        if swap is not None and swap.text != text or not _stands_alone(text) \
-                or not self.vocab.mentions(" ".join(text.split()[:5]), line.subject):
-            return None
-        false = swap.variants[0] if swap else _denied(text)
+        where = heading_at(_hit(line.chunk), line.line)
+        where = "" if where.endswith("?") else where
+        if not _stands_alone(text) or _indented(line.chunk, line.line) or not (
+                self.vocab.mentions(" ".join(text.split()[:5]), line.subject)
+                or _words(where) & _words(text)):
+            return None  # about its subject or its section ("Pooling layers": "Max pooling")
+        false = swap.variants[0] if swap else _flipped(text)
         if false is None:
             return None
         said = self._notes_say(line, text)
         said = said[0].lower() + said[1:]
+        # the section it comes from gives the statement its context ("VPC Subnets")
+        prompt = f"True or false, according to your notes{f' on {where}' if where else ''}? "
         if self.rng.random() < 0.5:
-            return f"{TRUE_FALSE_PROMPT}{as_sentence(text)}", True, [f"True: {said}"]
-        why = swap.confused if swap else "The statement denies what they say."
-        return f"{TRUE_FALSE_PROMPT}{as_sentence(false)}", False, [f"False: {said}", why]
+            return f"{prompt}{as_sentence(text)}", True, [f"True: {said}"]
+        why = swap.confused if swap else "The statement turns what they say the other way."
+        return f"{prompt}{as_sentence(false)}", False, [f"False: {said}", why]
 
     def _notes_say(self, line: _Line, text: str) -> str:
         where = heading_at(_hit(line.chunk), line.line)
+        where = "" if where.endswith("?") else where
         return (f"Your notes on {where} say \"{as_sentence(text)}\"" if where else
                 f"Your notes say \"{as_sentence(text)}\"")
 
@@ -914,8 +955,7 @@ class QuestionWriter:
         number, unit = m.group(1), (m.group(3) or "").lower()
         if unit in STOP:
             return None  # "0.9 is recommended": a number without a unit
-        text = line.text if self.vocab.mentions(line.text, line.subject) else \
-            f"{line.subject}: {line.text}"
+        text = line.text  # the stem names the subject: an option glued to it read as a fragment
         seen = unit_values.get(unit, {})
         values = sorted(v for v in seen if v != number and v not in line.text)
         self.rng.shuffle(values)
@@ -1105,7 +1145,12 @@ class QuizMaker:
             for ln, sim in zip(lines, sims):
                 named = len(topic_terms & _words(f"{ln.chunk.heading} {ln.family} "
                                                  f"{ln.subject} {ln.text}"))
-                ln.topic_sim = float(sim) + 0.1 * min(named, 2) if named >= needed else 0.0
+                # ...one of them its own: a parent heading alone makes its neighbours on
+                # topic (judged blind: "deep learning enables new art" for CNN padding)
+                own = topic_terms & _words(f"{heading_at(_hit(ln.chunk), ln.line)} "
+                                           f"{ln.subject} {ln.text}")
+                ln.topic_sim = float(sim) + 0.1 * min(named, 2) \
+                    if named >= needed and own else 0.0
             lines = [ln for ln in lines if ln.topic_sim >= self.tutor.settings.quiz.topic_min]
             lines.sort(key=lambda ln: -ln.topic_sim)
         by_kind: dict[str, list[Question]] = defaultdict(list)

@@ -159,7 +159,8 @@ def test_true_false_statements_say_the_notes_figure_or_one_changed(maker):
         seen[made[1]] = made
     assert set(seen) == {True, False}
     stem, _, why = seen[True]
-    assert stem == "True or false, according to your notes? " + line.text
+    assert stem.startswith("True or false, according to your notes on ")  # its section
+    assert stem.endswith("? " + line.text)
     assert why[0].startswith("True: your notes")
     stem, _, why = seen[False]
     assert "30 minutes" in stem and "15" not in stem and why[0].startswith("False: ")
@@ -348,15 +349,21 @@ def test_prose_notes_of_another_subject_give_questions_that_name_no_option(tmp_p
             assert checker.validate(q, remember=False) == []
 
 
-def test_a_false_statement_denies_the_verb_of_a_note_sentence():
-    from rag.quiz import _denied, _stands_alone
+def test_a_false_statement_turns_the_verb_of_a_note_sentence_the_other_way():
+    from rag.quiz import _flipped, _stands_alone
 
-    assert _denied("GRU can help solve the vanishing gradient problem.") == \
+    assert _flipped("GRU can help solve the vanishing gradient problem.") == \
         "GRU cannot help solve the vanishing gradient problem."
-    assert _denied("Deep learning is also enabling new art.") == \
+    assert _flipped("Deep learning is also enabling new art.") == \
         "Deep learning is not enabling new art."
-    assert _denied("A cache is always warm after a restart.") is None  # "not always" ≠ never
-    assert _denied("NAT gateways do not support IPv6 traffic at all.") is None  # denies already
+    assert _flipped("SNS supports many subscriber types.") == \
+        "SNS does not support many subscriber types."
+    assert _flipped("SNS cannot be used for data streaming.") == \
+        "SNS can be used for data streaming."
+    assert _flipped("A NAT gateway does not support IPv6 traffic.") == \
+        "A NAT gateway supports IPv6 traffic."
+    assert _flipped("A cache is always warm after a restart.") is None  # "not always" ≠ never
+    assert _flipped("It never works and is not good.") is None  # two denials
     assert _stands_alone("CloudFront is a global object cache for static content.")
     assert not _stands_alone("It is a global object cache for static content.")
     assert not _stands_alone("AWS Lambda: Currently - 15 minute execution limit per call.")
@@ -366,10 +373,10 @@ def test_a_false_statement_denies_the_verb_of_a_note_sentence():
 def test_a_denied_statement_is_not_supported_by_the_line_it_denies(maker):
     questions = [q for q in maker.candidates("CloudFront and Global Accelerator")
                  if q.source == "true-false"]
-    assert any(q.answer == "False" and "denies" in q.explanation for q in questions)
+    assert any(q.answer == "False" and "other way" in q.explanation for q in questions)
     for q in questions:
         line = q.explanation.split('"')[1]  # the note line the statement was made from
-        denied = q.answer == "False" and "denies" in q.explanation
+        denied = q.answer == "False" and "other way" in q.explanation
         assert (q.statement.rstrip(".") != line.rstrip(".")) == (q.answer == "False")
         assert maker.validator.validate(q, remember=False) == [], q.stem
         if denied:  # the same words with the other polarity: never counted as support
