@@ -1,0 +1,98 @@
+"""Blind A/B judging of practice questions: mix two versions' outputs, count the labels.
+
+``python -m evals.ab mix OLD.jsonl NEW.jsonl FOLDER`` writes ``FOLDER/quiz_outputs_old.jsonl``,
+``quiz_outputs_new.jsonl``, the mix with random ids and no ``kind``
+(``quiz_outputs_mixed.jsonl``, what the judges see) and ``quiz_key.json`` (random id ->
+[version, original id]). After the judges have written ``quiz_labels_mixed.jsonl`` there,
+``python -m evals.ab count FOLDER`` unmixes them (``quiz_labels_old.jsonl`` /
+``quiz_labels_new.jsonl``) and prints good per version, by kind and by subject. A near-duplicate
+counts only against a question of the same version: the two versions share questions.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+CRITERIA = ("single_correct", "clear", "useful", "on_topic")
+VERSIONS = ("old", "new")
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                    encoding="utf-8")
+
+
+def mix(old: Path, new: Path, folder: Path, seed: int = 0) -> dict[str, int]:
+    """The two versions' questions in one random order under random ids."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    key, mixed, used = {}, [], set()
+    for version, source in zip(VERSIONS, (old, new)):
+        rows = [r for r in _rows(source) if "id" in r]  # topics with no question have none
+        _write(folder / f"quiz_outputs_{version}.jsonl", rows)
+        for row in rows:
+            rid = f"q{rng.randrange(100000):05d}"
+            while rid in used:
+                rid = f"q{rng.randrange(100000):05d}"
+            used.add(rid)
+            key[rid] = [version, row["id"]]
+            mixed.append({k: v for k, v in row.items() if k != "kind"} | {"id": rid})
+    rng.shuffle(mixed)
+    _write(folder / "quiz_outputs_mixed.jsonl", mixed)
+    (folder / "quiz_key.json").write_text(json.dumps(key, indent=0), encoding="utf-8")
+    return Counter(v for v, _ in key.values())
+
+
+def count(folder: Path) -> dict[str, dict]:
+    """Good questions per version (all four criteria, no same-version duplicate)."""
+    key = json.loads((folder / "quiz_key.json").read_text(encoding="utf-8"))
+    outputs = {v: {r["id"]: r for r in _rows(folder / f"quiz_outputs_{v}.jsonl") if "id" in r}
+               for v in VERSIONS}
+    unmixed: dict[str, list[dict]] = {v: [] for v in VERSIONS}
+    figures = {v: {"good": 0, "judged": 0, "failed": Counter(), "kinds": defaultdict(
+        lambda: [0, 0]), "subjects": defaultdict(lambda: [0, 0])} for v in VERSIONS}
+    for label in _rows(folder / "quiz_labels_mixed.jsonl"):
+        version, oid = key[label["id"]]
+        dup = label.get("duplicate_of")
+        same = dup in key and key[dup][0] == version
+        unmixed[version].append(label | {"id": oid, "duplicate_of": key[dup][1] if same else None})
+        question, f = outputs[version][oid], figures[version]
+        good = all(label.get(c) for c in CRITERIA) and not same
+        f["good"] += good
+        f["judged"] += 1
+        f["failed"].update([c for c in CRITERIA if not label.get(c)] + ["duplicate"] * same)
+        for table, name in (("kinds", question["kind"]), ("subjects", question["subject"])):
+            f[table][name][0] += good
+            f[table][name][1] += 1
+    for version, rows in unmixed.items():
+        _write(folder / f"quiz_labels_{version}.jsonl", rows)
+        figures[version]["topics"] = len({q["topic"] for q in outputs[version].values()})
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["mix"] and len(argv) == 4:
+        print(dict(mix(Path(argv[1]), Path(argv[2]), Path(argv[3]))))
+        return 0
+    if argv[:1] == ["count"] and len(argv) == 2:
+        for version, f in count(Path(argv[1])).items():
+            print(f"{version}: good {f['good']}/{f['judged']}, topics with a question "
+                  f"{f['topics']}, failed {dict(f['failed'])}")
+            for table in ("kinds", "subjects"):
+                print("  " + ", ".join(f"{k} {g}/{n}" for k, (g, n) in sorted(f[table].items())))
+        return 0
+    print("usage: python -m evals.ab mix OLD.jsonl NEW.jsonl FOLDER | count FOLDER")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
