@@ -464,7 +464,9 @@ class Validator:
                 if i != question.answer_index and score >= too_close:
                     problems.append(f"distractor {question.options[i]!r} is also supported "
                                     f"({score:.2f})")
-        vec = self.vectors.encode([f"{question.stem} {question.answer}"])[0]
+        said = question.statement if question.source == "true-false" else \
+            f"{question.stem} {question.answer}"  # the section named in a prompt is no news
+        vec = self.vectors.encode([said])[0]
         if any(float(vec @ other) >= self.params.duplicate_cos for other in self.accepted):
             problems.append("near-duplicate of an earlier question")
         if not problems and remember:
@@ -559,7 +561,8 @@ def _flipped(text: str) -> str | None:
         out = f"{text[:m.start()]}{_cased(word, m.group(0))}{text[m.end():]}"
         return None if is_negative(out) else out
     m = _DENIABLE.search(text) or _VERB_S.search(text)
-    if m and (re.search(r"\b(which|that|who|only)\b", text[:m.start()], re.IGNORECASE)
+    if m and (re.search(r"\b(which|that|who|where|when|only)\b", text[:m.start()],
+                        re.IGNORECASE)
               or _FREQUENCY.search(text[:m.start()])):
         return None  # the verb of a relative clause, or "almost always works"
     if m and m.re is _DENIABLE:
@@ -1164,27 +1167,33 @@ class QuizMaker:
                 explanation=f"{answer} is right. {why}", passage=Passage.from_chunk(chunk),
                 source="harvested"))
         units = self.unit_values()
+        topic_terms = _words(topic or "")
         for ln in lines:
+            # One question per line (judged blind: a statement and a which-fits question on
+            # one line test one fact twice), the kind judged best first.
             swap = writer.figure_swap(ln, units)
-            figure = writer.true_statement(ln, swap)
-            if figure is None and (told := writer.true_false(ln, swap)):
+            if (made := writer.true_statement(ln, swap)) is not None:
+                kind = "true-statement"
+            elif self._about_topic(ln, topic_terms) and (
+                    told := writer.true_false(ln, swap)) is not None:
                 stem, true, why = told
                 by_kind["true-false"].append(Question(
                     id=_qid("true-false", ln.text, stem), topic=topic or _topic_of(ln.chunk)
                     or ln.subject, stem=stem, options=TRUE_FALSE, answer_index=0 if true else 1,
                     explanation=" ".join(as_sentence(w) for w in why),
                     passage=Passage.from_chunk(ln.chunk), source="true-false"))
-            for kind, made in (("which-fits", writer.which_fits(ln)),
-                               ("true-statement", figure)):
-                if made is None:
-                    continue
-                stem, opts, why = made
-                options, idx = _shuffle(opts[0], opts[1:], self.rng)
-                by_kind[kind].append(Question(
-                    id=_qid(kind, ln.text, stem), topic=topic or _topic_of(ln.chunk) or
-                    ln.subject, stem=stem, options=options, answer_index=idx,
-                    explanation=" ".join(as_sentence(w) for w in why),
-                    passage=Passage.from_chunk(ln.chunk), source=kind))
+                continue
+            elif (made := writer.which_fits(ln)) is not None:
+                kind = "which-fits"
+            else:
+                continue
+            stem, opts, why = made
+            options, idx = _shuffle(opts[0], opts[1:], self.rng)
+            by_kind[kind].append(Question(
+                id=_qid(kind, ln.text, stem), topic=topic or _topic_of(ln.chunk) or
+                ln.subject, stem=stem, options=options, answer_index=idx,
+                explanation=" ".join(as_sentence(w) for w in why),
+                passage=Passage.from_chunk(ln.chunk), source=kind))
         # Judged blind (evals/judging/): statements about figures were good most often.
         order = ["true-statement", "true-false", "harvested", "which-fits"]
         out: list[Question] = []
@@ -1193,6 +1202,14 @@ class QuizMaker:
                 if by_kind[k]:
                     out.append(by_kind[k].pop(0))
         return out
+
+    def _about_topic(self, line: _Line, topic_terms: set[str]) -> bool:
+        """A statement is about the topic unless it names another thing first (judged blind:
+        "Lambda is meant to retain data" under "Kinesis data streams")."""
+        name = self.vocab.subject(line.text)
+        if not topic_terms or name is None or self.vocab.general(name):
+            return True  # no name, or one for the whole subject ("AWS Global Accelerator")
+        return bool(topic_terms & set().union(*(_words(f) for f in self.vocab.forms(name))))
 
     def _sections_of(self, chunks: list[Chunk]) -> list[Chunk]:
         """Every chunk of the top-level sections the passages belong to (a scenario's prompt
