@@ -7,15 +7,20 @@ families of alternatives (names listed side by side, sibling headings). A topic 
 retrieved like a question; the questions come from the lines of those passages:
 
 * ``which-fits``: a line about one name ("X can run up to 15 minutes") becomes "Which of these
-  can run up to 15 minutes?" with that name right and siblings from its family that the notes
-  describe differently as distractors, the most alike first; a line that is no predicate
-  (a verbless bullet) makes no question;
+  can run up to 15 minutes?" with that name right and its outline siblings (labels or
+  headings beside it) as distractors, the most alike first, unless one of their own lines
+  says much the same; a line that is no predicate (a verbless bullet) makes no question;
 * ``true-statement``: a line with a number or limit; the distractors change the number to other
   values the notes use with the same unit;
-* ``true-false``: such a line when the notes give fewer than three other values with its unit
-  and it reads as a sentence on its own: the line as it is, or with its figure changed to one
-  they give for something else;
+* ``true-false``: any line that reads as a sentence on its own (one claim, no outline
+  fragment, no pointing word), under the name of its section: as the notes say it, or made
+  false by changing its figure to one they give for something else or by turning its verb the
+  other way ("can" -> "cannot", "supports" -> "does not support", "is not" -> "is"); so prose
+  notes get questions too;
 * ``harvested``: the notes' own exam scenarios (a prompt line followed by a solution line).
+
+One question per line, in the order judged best blind (``evals/judging/``): a figure
+statement, else a true-false statement, else which-fits.
 
 :class:`Validator` checks each one against its passage before use: one option supported, no
 distractor the notes also state, no word of an option in the stem (in any form), no
