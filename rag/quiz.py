@@ -97,8 +97,13 @@ _OFTEN = r"(?:always|never|only|often|usually|mostly|generally|typically|rarely|
 _FREQUENCY = re.compile(rf"\b{_OFTEN}\s+$", re.IGNORECASE)
 _DENIABLE = re.compile(r"\b(is|are|was|were|can|will|should|must|ha[sd](?=\s+(?:been|\w+ed)\b))\b"
                        rf"(?!\s+{_OFTEN}\b)")
+_SOME = re.compile(r"^(?:some|one|many|most|several|a few|a lot of|certain|often)\b",
+                   re.IGNORECASE)
+_DEFINES = re.compile(r"^(?:(?:the|an?)\s+)?(?:[\w()/@-]+\s+){1,5}(?:is|are)(?: not)?\s+"
+                      r"(?:a|an|the|just)\b", re.IGNORECASE)
 _POINTER = re.compile(r"\b(this|these|those|it|its|they|them|above|below|here|we|our|us|"
-                      r"you|let's|but|however|although|though|whereas|while)\b", re.IGNORECASE)
+                      r"you|he|she|his|her|let's|but|however|although|though|whereas|while)\b",
+                      re.IGNORECASE)
 _FORMULA = re.compile(r"[<>{}=|\\^]|\w\[\w")  # markup, formulas, code: not a question
 _LABELLED = re.compile(r"^(prompt|question|scenario)\s*:\s*", re.IGNORECASE)
 _SOLUTION = re.compile(r"^(solution|answer)\s*:\s*", re.IGNORECASE)
@@ -556,6 +561,8 @@ def _flipped(text: str) -> str | None:
     """The sentence made false by turning its one verb the other way: "can help" -> "cannot
     help", "supports" -> "does not support", "is not" -> "is"; None when it has no such verb,
     more than one denial, or a frequency ("is always": "not always" is no opposite)."""
+    if _SOME.match(text):
+        return None  # "some X are not Y" does not deny "some X are Y"
     if is_negative(text):
         found = list(_DENIAL_OF.finditer(text))
         if len(found) != 1:
@@ -738,6 +745,10 @@ class QuestionWriter:
                     line.from_heading = True
                 elif not line.subject and not self.vocab.find(u.text):
                     line.subject = self.vocab.subject(lead_of(units, u, depth=1)) or ""
+                if not line.subject and top and heading:
+                    # a section's own line that names nothing is about the section
+                    # ("Route 53 Health Checks": "Health checks can monitor servers")
+                    line.subject = _label(heading)
                 if line.subject:
                     out.append(line)
         return out
@@ -933,13 +944,23 @@ class QuestionWriter:
         if false is None:
             return None
         said = self._notes_say(line, text)
-        said = said[0].lower() + said[1:]
+        said = said[0].lower() + said[1:] + self._goes_on(line)
         # the section it comes from gives the statement its context ("VPC Subnets")
         prompt = f"True or false, according to your notes{f' on {where}' if where else ''}? "
         if self.rng.random() < 0.5:
             return f"{prompt}{as_sentence(text)}", True, [f"True: {said}"]
         why = swap.confused if swap else "The statement turns what they say the other way."
         return f"{prompt}{as_sentence(false)}", False, [f"False: {said}", why]
+
+    def _goes_on(self, line: _Line) -> str:
+        """What the notes say right after the line (its next fact in the passage), so that a
+        true-false explanation teaches more than the statement it judges."""
+        units = split_units(_hit(line.chunk), 0)
+        after = [u for u in units if u.line > line.line and u.selectable]
+        nxt = after[0] if after else None
+        if nxt is None or len(content_terms(nxt.text)) < 4 or nxt.text.endswith(":"):
+            return ""
+        return f". They go on: \"{as_sentence(nxt.text)}\""
 
     def _notes_say(self, line: _Line, text: str) -> str:
         where = heading_at(_hit(line.chunk), line.line)
@@ -1120,13 +1141,16 @@ class QuizMaker:
         """Chunks under a heading whose every word the topic phrase contains ("RMSprop",
         "Optimization algorithms" for "Optimization algorithms: momentum, RMSprop and Adam")."""
         wanted = stems(topic)
-        out = []
+        found = []
         for chunk in sorted(self.index.chunks().values(), key=lambda c: (c.file, c.start_line)):
             parts = [p for p in (chunk.heading or "").split(" > ")
                      if p and _is_topic_heading(p, chunk.title)]
-            if any(stems(p) and stems(p) <= wanted for p in parts):
-                out.append(_hit(chunk))
-        return out[:limit]
+            named = [len(stems(p)) for p in parts if stems(p) and stems(p) <= wanted]
+            if named:
+                found.append((-max(named), chunk))
+        # the most specific heading first: "Route 53 Health Checks" before all of "Route 53"
+        found.sort(key=lambda f: f[0])
+        return [_hit(c) for _, c in found[:limit]]
 
     def _across_notes(self) -> list[Hit]:
         chunks = list(self.index.chunks().values())
@@ -1157,7 +1181,9 @@ class QuizMaker:
                 # topic (judged blind: "deep learning enables new art" for CNN padding)
                 own = topic_terms & _words(f"{heading_at(_hit(ln.chunk), ln.line)} "
                                            f"{ln.subject} {ln.text}")
-                ln.topic_sim = float(sim) + 0.1 * min(named, 2) \
+                # a section named after the topic is more on topic than its parent's others
+                here = len(topic_terms & _words(heading_at(_hit(ln.chunk), ln.line)))
+                ln.topic_sim = float(sim) + 0.1 * min(named, 2) + 0.2 * here / len(topic_terms) \
                     if named >= needed and own else 0.0
             lines = [ln for ln in lines if ln.topic_sim >= self.tutor.settings.quiz.topic_min]
             lines.sort(key=lambda ln: -ln.topic_sim)
@@ -1199,6 +1225,8 @@ class QuizMaker:
                 ln.subject, stem=stem, options=options, answer_index=idx,
                 explanation=" ".join(as_sentence(w) for w in why),
                 passage=Passage.from_chunk(ln.chunk), source=kind))
+        # A denied definition ("X is not a Y") was judged trivial: other statements first.
+        by_kind["true-false"].sort(key=lambda q: bool(_DEFINES.match(q.statement)))
         # Judged blind (evals/judging/): statements about figures were good most often.
         order = ["true-statement", "true-false", "harvested", "which-fits"]
         out: list[Question] = []

@@ -364,6 +364,9 @@ def test_a_false_statement_turns_the_verb_of_a_note_sentence_the_other_way():
         "A NAT gateway supports IPv6 traffic."
     assert _flipped("A cache is always warm after a restart.") is None  # "not always" ≠ never
     assert _flipped("It never works and is not good.") is None  # two denials
+    assert _flipped("Some people change the learning rate by hand.") is None  # still true
+    assert _flipped("Redis asynchronously replicates the data.") == \
+        "Redis does not asynchronously replicate the data."
     assert _stands_alone("CloudFront is a global object cache for static content.")
     assert not _stands_alone("It is a global object cache for static content.")
     assert not _stands_alone("AWS Lambda: Currently - 15 minute execution limit per call.")
@@ -383,3 +386,12 @@ def test_a_denied_statement_is_not_supported_by_the_line_it_denies(maker):
             flipped = q.model_copy(update={"answer_index": 0})
             assert any("not supported" in p for p in
                        maker.validator.validate(flipped, remember=False))
+
+
+def test_a_topic_with_its_own_section_is_asked_from_that_section(maker):
+    """"Route 53 health checks" has a section of its own whose lines name nothing: they are
+    about the section, and it comes before the rest of "Route 53"."""
+    questions = maker.candidates("Route 53 health checks")
+    assert questions
+    assert any("Route 53 Health Checks" in q.stem or "Health Checks" in q.passage.heading
+               for q in questions[:3])
