@@ -44,7 +44,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from rag.config import QuizSettings
 from rag.errors import InputError, StudyragError
-from rag.evidence import VectorCache, clauses_of, heading_at, is_negative, stems
+from rag.evidence import (BOUND, SCENARIO_LINE, VectorCache, clauses_of, heading_at,
+                          is_negative, stems)
 from rag.extractive import lead_of, split_units
 from rag.generation.registry import writes
 from rag.models import Chunk, Hit, Passage
@@ -724,10 +725,15 @@ class QuestionWriter:
             units = split_units(hit, i)
             heading = hit.chunk.heading.split(" > ")[-1] if hit.chunk.heading else ""
             headings = self.heading_family(hit.chunk)
+            raw = hit.chunk.text.split("\n")
             for u in units:
                 if not u.selectable or u.text.endswith("?") or len(u.text) > 220 \
                         or _FORMULA.search(u.text):
                     continue
+                said = raw[u.line - hit.chunk.start_line].lstrip()
+                if said.startswith(">") or SCENARIO_LINE.match(strip_markup(said.lstrip("-*+ "))) \
+                        or BOUND.search(u.text):
+                    continue  # an exam scenario's set-up or its write-up states no fact
                 line = _Line(u.text, "", hit.chunk, u.line)
                 labels = self._labels(units, u, hit.chunk)
                 if labels:

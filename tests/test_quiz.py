@@ -395,3 +395,10 @@ def test_a_topic_with_its_own_section_is_asked_from_that_section(maker):
     assert questions
     assert any("Route 53 Health Checks" in q.stem or "Health Checks" in q.passage.heading
                for q in questions[:3])
+
+
+def test_an_exam_scenario_set_up_is_no_fact_to_judge(maker):
+    """A quoted scenario ("> A popular social media website uses ...") describes a made-up
+    company: no statement or question is made from its lines."""
+    for q in maker.candidates("Lambda@Edge"):
+        assert "social media website" not in q.stem, q.stem
