@@ -1,8 +1,10 @@
 """Metrics for the study features: explanation accuracy/must-facts and quiz validity.
 
 ``study eval`` calls ``run_all``; ``python -m evals.study_eval`` runs it on its own against
-the configured index, and ``python -m evals.study_eval --judging NAME=NOTES_DIR ...`` writes
-the inputs of the blind judge (``evals/rubric.md``).
+the configured index, and ``python -m evals.study_eval --judging [--topics FILE] [--out DIR]
+NAME=NOTES_DIR ...`` writes the inputs of the blind judge (``evals/rubric.md``): practice
+questions on each subject's topic phrases (``evals/judging/topics.json`` or a held-out list)
+and explanations of the exam-style set; ``python -m evals.ab`` mixes two versions' questions.
 """
 
 from __future__ import annotations
@@ -213,17 +215,23 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--judging"]:
-        # --judging NAME=NOTES_DIR ...: one index per subject under the data folder
+        # --judging [--topics FILE] [--out DIR] NAME=NOTES_DIR ...: one index per subject
+        # under the data folder; the topic phrases per subject from FILE (a held-out list)
         from rag.index import NoteIndex
 
         base = load_settings()
+        options = {"--topics": JUDGING / "topics.json", "--out": JUDGING}
+        specs = argv[1:]
+        while specs[:1] and specs[0] in options and len(specs) > 1:
+            options[specs[0]] = Path(specs[1])
+            specs = specs[2:]
         subjects = {}
-        for spec in argv[1:]:
+        for spec in specs:
             name, _, folder = spec.partition("=")
             subjects[name] = eval_settings(base, Path(folder))
             NoteIndex(subjects[name]).ingest()
-        topics = json.loads((JUDGING / "topics.json").read_text(encoding="utf-8"))
-        print(json.dumps(write_judging_inputs(subjects, topics, JUDGING)))
+        topics = json.loads(options["--topics"].read_text(encoding="utf-8"))
+        print(json.dumps(write_judging_inputs(subjects, topics, options["--out"])))
         return 0
     path = Path(argv[0]) if argv else DATASETS / "explain_dev.jsonl"
     settings = load_settings()
