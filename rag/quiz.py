@@ -966,7 +966,7 @@ class QuestionWriter:
         nxt = after[0] if after else None
         if nxt is None or len(content_terms(nxt.text)) < 4 or nxt.text.endswith(":"):
             return ""
-        return f". They go on: \"{as_sentence(nxt.text)}\""
+        return f" They go on: \"{as_sentence(nxt.text)}\""
 
     def _notes_say(self, line: _Line, text: str) -> str:
         where = heading_at(_hit(line.chunk), line.line)

@@ -106,9 +106,9 @@ def question_parts(question: str) -> list[str]:
 
 def as_sentence(text: str) -> str:
     """A note line shown as a sentence: a trailing ':', ';' or ',' dropped, and a full stop
-    unless it already ends like a sentence (or a bracket)."""
+    unless it already ends like a sentence (or a bracket, or a quote that ends one)."""
     text = text.strip().rstrip(":;,")
-    return text if text.endswith((".", "!", "?", ")")) else text + "."
+    return text if text.endswith((".", "!", "?", ")", '."', '!"', '?"')) else text + "."
 
 
 def strip_markup(text: str) -> str:

@@ -80,4 +80,7 @@ def test_a_note_line_is_shown_as_a_sentence():
 
     assert as_sentence("  Objects can be up to 5 TB:") == "Objects can be up to 5 TB."
     assert as_sentence("Is it encrypted?") == "Is it encrypted?"
+    said = 'Your notes say "Objects can be up to 5 TB."'
+    assert as_sentence(said) == said  # a quoted sentence ends it: no '."."'
+    assert as_sentence('Your notes call it "a bucket"') == 'Your notes call it "a bucket".'
     assert as_sentence("Multipart upload (above 100 MB)") == "Multipart upload (above 100 MB)"
