@@ -251,7 +251,7 @@ def test_practice_round_is_graded_and_recorded(corpus_env, tmp_path, monkeypatch
     r = at.session_state["pr_round"]
     assert len(r["questions"]) == 2
     q = r["questions"][0]
-    wrong = (q.answer_index + 1) % 4
+    wrong = (q.answer_index + 1) % len(q.options)  # four options, or true-false
     at.radio(key="pr_choice_0").set_value(wrong).run()
     at.button(key="pr_submit_0").click().run()
     no_errors(at)

@@ -39,7 +39,7 @@ def _open_apkg(data: bytes, tmp_path) -> dict:
 
 def _record_all(progress: Progress, questions) -> None:
     for i, q in enumerate(questions):
-        chosen = q.answer_index if i % 2 else (q.answer_index + 1) % 4
+        chosen = q.answer_index if i % 2 else (q.answer_index + 1) % len(q.options)
         progress.record(q.id, q.topic, chosen, q.answer_index, question_json=q.model_dump_json())
 
 

@@ -273,7 +273,7 @@ def test_cli_review_asks_only_due_questions_with_self_rating(maker, tmp_path, ca
     home = tmp_path / "review-home"  # --review needs the progress database, not the index
     db = Progress(home / "progress.sqlite3")
     missed, known = maker.make("EC2", 2)
-    db.record(missed.id, missed.topic, (missed.answer_index + 1) % 4, missed.answer_index,
+    db.record(missed.id, missed.topic, (missed.answer_index + 1) % len(missed.options), missed.answer_index,
               question_json=missed.model_dump_json())
     db.record(known.id, known.topic, known.answer_index, known.answer_index,
               question_json=known.model_dump_json())

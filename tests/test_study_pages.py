@@ -25,7 +25,7 @@ def test_practice_shows_due_today_and_takes_a_self_rating(corpus_env, store, tut
     from rag.quiz import QuizMaker
 
     missed, known = QuizMaker(tutor, seed=4).make("EC2", 2)
-    store.record(missed.id, missed.topic, (missed.answer_index + 1) % 4, missed.answer_index,
+    store.record(missed.id, missed.topic, (missed.answer_index + 1) % len(missed.options), missed.answer_index,
                  question_json=missed.model_dump_json())
     store.record(known.id, known.topic, known.answer_index, known.answer_index,
                  question_json=known.model_dump_json())
