@@ -79,7 +79,14 @@ def count(folder: Path) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except (OSError, ValueError, KeyError) as exc:  # a missing file, a bad line, a stray id
+        print(f"evals.ab: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(argv: list[str]) -> int:
     if argv[:1] == ["mix"] and len(argv) == 4:
         print(dict(mix(Path(argv[1]), Path(argv[2]), Path(argv[3]))))
         return 0

@@ -225,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         while specs[:1] and specs[0] in options and len(specs) > 1:
             options[specs[0]] = Path(specs[1])
             specs = specs[2:]
+        if not options["--topics"].is_file():
+            print(f"No topic list at {options['--topics']}.", file=sys.stderr)
+            return 2
         subjects = {}
         for spec in specs:
             name, _, folder = spec.partition("=")

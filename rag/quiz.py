@@ -98,6 +98,7 @@ _OFTEN = r"(?:always|never|only|often|usually|mostly|generally|typically|rarely|
 _FREQUENCY = re.compile(rf"\b{_OFTEN}\s+$", re.IGNORECASE)
 _DENIABLE = re.compile(r"\b(is|are|was|were|can|will|should|must|ha[sd](?=\s+(?:been|\w+ed)\b))\b"
                        rf"(?!\s+{_OFTEN}\b)")
+_RELATIVE = re.compile(r"\b(which|that|who|where|when|only)\b", re.IGNORECASE)
 _SOME = re.compile(r"^(?:some|one|many|most|several|a few|a lot of|certain|often)\b",
                    re.IGNORECASE)
 _DEFINES = re.compile(r"^(?:(?:the|an?)\s+)?(?:[\w()/@-]+\s+){1,5}(?:is|are)(?: not)?\s+"
@@ -500,6 +501,16 @@ class _Line:
     chunk: Chunk
     line: int
     topic_sim: float = 0.0
+    section: str = ""  # the innermost heading above the line
+    after: str = ""  # the passage's next line (what the notes go on to say)
+
+    def __post_init__(self) -> None:
+        self.section = self.section or heading_at(_hit(self.chunk), self.line)
+
+    @property
+    def where(self) -> str:
+        """The section as a student is told it ("a question?" heading names nothing)."""
+        return "" if self.section.endswith("?") else self.section
     # Alternatives of the same kind from the outline (sibling labels or sibling headings),
     # with what the notes say under each; empty: the vocabulary's families are used.
     alternatives: dict[str, list[tuple[str, Chunk]]] = field(default_factory=dict)
@@ -511,10 +522,9 @@ class _Line:
 
 @dataclass
 class _Swap:
-    """A line with one figure, and copies of it with that figure changed (``fills``: the
-    values put in, most tempting first; ``confused``: what the first one is in the notes)."""
+    """Copies of a line with its one figure changed (``fills``: the values put in, most
+    tempting first; ``confused``: what the first one is in the notes)."""
 
-    text: str
     variants: list[str]
     figure: str
     fills: list[str]
@@ -574,9 +584,7 @@ def _flipped(text: str) -> str | None:
         out = f"{text[:m.start()]}{_cased(word, m.group(0))}{text[m.end():]}"
         return None if is_negative(out) else out
     m = _DENIABLE.search(text) or _VERB_S.search(text)
-    if m and (re.search(r"\b(which|that|who|where|when|only)\b", text[:m.start()],
-                        re.IGNORECASE)
-              or _FREQUENCY.search(text[:m.start()])):
+    if m and (_RELATIVE.search(text[:m.start()]) or _FREQUENCY.search(text[:m.start()])):
         return None  # the verb of a relative clause, or "almost always works"
     if m and m.re is _DENIABLE:
         word = m.group(1)
@@ -730,11 +738,12 @@ class QuestionWriter:
                 if not u.selectable or u.text.endswith("?") or len(u.text) > 220 \
                         or _FORMULA.search(u.text):
                     continue
-                said = raw[u.line - hit.chunk.start_line].lstrip()
-                if said.startswith(">") or SCENARIO_LINE.match(strip_markup(said.lstrip("-*+ "))) \
-                        or BOUND.search(u.text):
+                written = raw[u.line - hit.chunk.start_line].lstrip()
+                if written.startswith(">") or BOUND.search(u.text) \
+                        or SCENARIO_LINE.match(strip_markup(written.lstrip("-*+ "))):
                     continue  # an exam scenario's set-up or its write-up states no fact
-                line = _Line(u.text, "", hit.chunk, u.line)
+                nxt = next((x.text for x in units if x.line > u.line and x.selectable), "")
+                line = _Line(u.text, "", hit.chunk, u.line, after=nxt)
                 labels = self._labels(units, u, hit.chunk)
                 if labels:
                     line.subject, line.family, line.alternatives, line.own = labels
@@ -927,10 +936,10 @@ class QuestionWriter:
         if swap is None or len(swap.fills) < 3:
             return None
         stem = f"Which statement about {line.subject} is true according to your notes?"
-        explanation = [self._notes_say(line, swap.text), swap.confused,
+        explanation = [self._notes_say(line), swap.confused,
                        f"The other options change the figure ({', '.join(swap.fills)} instead "
                        f"of {swap.figure})."]
-        return stem, [as_sentence(swap.text)] + swap.variants, explanation
+        return stem, [as_sentence(line.text)] + swap.variants, explanation
 
     def true_false(self, line: _Line, swap: "_Swap | None") -> tuple[str, bool, list[str]] | None:
         """A line that reads as a sentence on its own as a true-false statement: as the notes
@@ -940,45 +949,37 @@ class QuestionWriter:
         # The statement is the whole stem, so it must read as a sentence on its own: the line
         # names its subject itself and is no outline fragment (judged unclear: "AWS Lambda:
         # Currently - 15 minute execution limit").
-        where = heading_at(_hit(line.chunk), line.line)
-        where = "" if where.endswith("?") else where
         if not _stands_alone(text) or _indented(line.chunk, line.line) or not (
                 self.vocab.mentions(" ".join(text.split()[:5]), line.subject)
-                or _words(where) & _words(text)):
+                or _words(line.where) & _words(text)):
             return None  # about its subject or its section ("Pooling layers": "Max pooling")
         false = swap.variants[0] if swap else _flipped(text)
         if false is None:
             return None
-        said = self._notes_say(line, text)
-        said = said[0].lower() + said[1:] + self._goes_on(line)
+        said = self._notes_say(line)
+        # what the notes go on to say teaches more than the statement it judges
+        nxt = line.after
+        if len(content_terms(nxt)) >= 4 and not nxt.endswith(":"):
+            said += f" They go on: \"{as_sentence(nxt)}\""
+        said = said[0].lower() + said[1:]
         # the section it comes from gives the statement its context ("VPC Subnets")
+        where = line.where
         prompt = f"True or false, according to your notes{f' on {where}' if where else ''}? "
         if self.rng.random() < 0.5:
             return f"{prompt}{as_sentence(text)}", True, [f"True: {said}"]
         why = swap.confused if swap else "The statement turns what they say the other way."
         return f"{prompt}{as_sentence(false)}", False, [f"False: {said}", why]
 
-    def _goes_on(self, line: _Line) -> str:
-        """What the notes say right after the line (its next fact in the passage), so that a
-        true-false explanation teaches more than the statement it judges."""
-        units = split_units(_hit(line.chunk), 0)
-        after = [u for u in units if u.line > line.line and u.selectable]
-        nxt = after[0] if after else None
-        if nxt is None or len(content_terms(nxt.text)) < 4 or nxt.text.endswith(":"):
-            return ""
-        return f" They go on: \"{as_sentence(nxt.text)}\""
-
-    def _notes_say(self, line: _Line, text: str) -> str:
-        where = heading_at(_hit(line.chunk), line.line)
-        where = "" if where.endswith("?") else where
-        return (f"Your notes on {where} say \"{as_sentence(text)}\"" if where else
-                f"Your notes say \"{as_sentence(text)}\"")
+    def _notes_say(self, line: _Line) -> str:
+        said = as_sentence(line.text)
+        return f"Your notes on {line.where} say \"{said}\"" if line.where else \
+            f"Your notes say \"{said}\""
 
     def figure_swap(self, line: _Line, unit_values: dict[str, dict[str, tuple[str, Chunk]]]
                     ) -> "_Swap | None":
-        """The line (with its subject) and up to three copies with its one figure changed to
-        values the notes use with the same unit for the most similar other things (None: no
-        such figure or value)."""
+        """Up to three copies of the line with its one figure changed to values the notes use
+        with the same unit for the most similar other things (None: no such figure or
+        value)."""
         if line.from_heading and not self.vocab.subject(line.subject):
             return None  # a figure in a section about no one name may belong to anything
         inside = [(a, b) for a, b, _ in self.vocab.spans(line.text)]
@@ -990,7 +991,6 @@ class QuestionWriter:
         number, unit = m.group(1), (m.group(3) or "").lower()
         if unit in STOP:
             return None  # "0.9 is recommended": a number without a unit
-        text = line.text  # the stem names the subject: an option glued to it read as a fragment
         seen = unit_values.get(unit, {})
         values = sorted(v for v in seen if v != number and v not in line.text)
         self.rng.shuffle(values)
@@ -1004,12 +1004,13 @@ class QuestionWriter:
                  if sim < self.params.same_as_answer][:3]
         if not fills:
             return None
-        variants = [as_sentence(text.replace(m.group(0), f"{v}{m.group(2)}{m.group(3)}", 1))
-                    for v in fills]
+        # the stem names the subject: an option with it glued on read as a fragment
+        variants = [as_sentence(line.text.replace(m.group(0), f"{v}{m.group(2)}{m.group(3)}",
+                                                  1)) for v in fills]
         confused = (f"{fills[0]}{m.group(2)}{m.group(3)} is a figure they give for "
                     f"something else: \"{as_sentence(said[fills[0]])}\" "
                     f"({Passage.from_chunk(seen[fills[0]][1]).location})")
-        return _Swap(text, variants, number, fills, confused)
+        return _Swap(variants, number, fills, confused)
 
     def _approaches(self, text: str) -> list[str]:
         """Names in a line, each with the capitalised words right after it ("Docker" +
@@ -1171,11 +1172,11 @@ class QuizMaker:
         hits = self.passages(topic)
         writer = self.writer
         lines = writer.lines(hits)
+        topic_terms = _words(topic or "")
         if topic and lines:
             tvec = self.vectors.encode([topic])[0]
             sims = self.vectors.encode(
-                [f"{heading_at(_hit(ln.chunk), ln.line)}: {ln.text}" for ln in lines]) @ tvec
-            topic_terms = _words(topic)
+                [f"{ln.section}: {ln.text}" for ln in lines]) @ tvec
             # A line must share two of the topic's words (one for a one-word topic) through
             # its headings, its text or its subject: "telescope mirror coatings" is not any
             # line under a "Telescopes" heading.
@@ -1185,12 +1186,11 @@ class QuizMaker:
                                                  f"{ln.subject} {ln.text}"))
                 # ...one of them its own: a parent heading alone makes its neighbours on
                 # topic (judged blind: "deep learning enables new art" for CNN padding)
-                own = topic_terms & _words(f"{heading_at(_hit(ln.chunk), ln.line)} "
-                                           f"{ln.subject} {ln.text}")
+                here = topic_terms & _words(ln.section)
+                own = here | topic_terms & _words(f"{ln.subject} {ln.text}")
                 # a section named after the topic is more on topic than its parent's others
-                here = len(topic_terms & _words(heading_at(_hit(ln.chunk), ln.line)))
-                ln.topic_sim = float(sim) + 0.1 * min(named, 2) + 0.2 * here / len(topic_terms) \
-                    if named >= needed and own else 0.0
+                ln.topic_sim = float(sim) + 0.1 * min(named, 2) \
+                    + 0.2 * len(here) / len(topic_terms) if named >= needed and own else 0.0
             lines = [ln for ln in lines if ln.topic_sim >= self.tutor.settings.quiz.topic_min]
             lines.sort(key=lambda ln: -ln.topic_sim)
         by_kind: dict[str, list[Question]] = defaultdict(list)
@@ -1204,7 +1204,6 @@ class QuizMaker:
                 explanation=f"{answer} is right. {why}", passage=Passage.from_chunk(chunk),
                 source="harvested"))
         units = self.unit_values()
-        topic_terms = _words(topic or "")
         for ln in lines:
             # One question per line (judged blind: a statement and a which-fits question on
             # one line test one fact twice), the kind judged best first.
