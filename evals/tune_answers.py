@@ -27,7 +27,8 @@ from rag.config import load_settings  # noqa: E402
 from evals.harness import eval_settings, load_dataset  # noqa: E402
 from evals.metrics import must_score  # noqa: E402
 from rag.config import AbstainSettings, ComposeParams  # noqa: E402
-from rag.extractive import Candidates, candidates, compose, lead_of, score  # noqa: E402
+from rag.extractive import (Candidates, candidates, compose, figure_sim,  # noqa: E402
+                            score)
 
 DATASETS = REPO / "evals" / "datasets"
 SUBJECTS = {
@@ -70,7 +71,8 @@ def restrict(found: Candidates, passages: int) -> Candidates:
     pool = [u for u in copies if u.selectable] or copies
     facets = None if found.facets is None else found.facets[[u.order for u in units]]
     return Candidates(copies, found.weights, max((u.sim for u in pool), default=0.0),
-                      max((u.lexical for u in pool), default=0.0), found.unknown, facets)
+                      max((u.lexical for u in pool), default=0.0), found.unknown, facets,
+                      found.kinds, figure_sim(pool, found.kinds))
 
 
 _RESTRICTED: dict[tuple[int, int], Candidates] = {}
@@ -146,21 +148,25 @@ def sweep_composer(data: dict[str, list]) -> tuple[ComposeParams, list]:
 
 # The issue's ceilings on false abstention per subject (answerable questions refused).
 MAX_FALSE = {"aws": 0.05, "dl": 0.10}
+SHARED_FLOOR = 0.11
 
 
 def sweep_abstention(data: dict[str, list], passages: int) -> tuple:
     """Lowest mean tune (missed + 2 x false) abstention, false abstention within each
-    subject's ceiling on its tune half."""
+    subject's ceiling on its tune half. Ties go to the threshold nearest ``SHARED_FLOOR``:
+    practice questions and explanations use the same threshold as a similarity floor."""
     best = None
-    for w_lex, w_unk in itertools.product([0.0, 0.2, 0.4, 0.8], [0.0, 0.2, 0.4, 0.8]):
-        weights = AbstainSettings(w_lexical=w_lex, w_unknown=w_unk)
+    for w_lex, w_unk, w_fig in itertools.product([0.0, 0.2, 0.4, 0.8], [0.0, 0.2, 0.4, 0.8],
+                                                 [0.0, 0.1, 0.2, 0.3, 0.5]):
+        weights = AbstainSettings(w_lexical=w_lex, w_unknown=w_unk, w_figure=w_fig)
         for threshold in [x / 100 for x in range(0, 80)]:
             stats = {n: abstain_stats(rows, weights, threshold, passages)
                      for n, rows in data.items()}
             if any(s["tune"]["false"] > MAX_FALSE.get(n, 0.05) for n, s in stats.items()):
                 continue
-            loss = statistics.mean((1 - s["tune"]["abstention"]) + 2 * s["tune"]["false"]
-                                   for s in stats.values())
+            loss = (statistics.mean((1 - s["tune"]["abstention"]) + 2 * s["tune"]["false"]
+                                    for s in stats.values()),
+                    round(abs(threshold - SHARED_FLOOR), 2))
             if best is None or loss < best[0]:
                 best = (loss, weights, threshold, stats)
     return best

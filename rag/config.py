@@ -203,13 +203,18 @@ class EmbeddingSettings(Group):
 class AbstainSettings(Group):
     """When the notes don't cover a question (rag/abstain.py): the evidence score is the best
     line's similarity plus ``w_lexical`` times its term coverage minus ``w_unknown`` times the
-    share of question terms no note uses; below ``threshold`` the tutor abstains. Fitted on the
-    tune halves of two subjects (evals/reports/2026-12-01-tune-answers.md)."""
+    share of question terms no note uses, minus ``w_figure`` when the question asks for a
+    figure no close line states; below ``threshold`` the tutor abstains. Fitted on the tune
+    halves of two subjects (evals/reports/2026-12-01-tune-answers.md)."""
 
     threshold: float = Field(default=0.11, ge=-1, le=1, description="Abstain below this score.")
-    w_lexical: float = Field(default=0.0, ge=0, description="Weight of the line's term coverage.")
+    w_lexical: float = Field(default=0.2, ge=0, description="Weight of the line's term coverage.")
     w_unknown: float = Field(default=0.8, ge=0,
                              description="Weight of the question terms no note uses.")
+    w_figure: float = Field(default=0.5, ge=0, description="Penalty when a question asks for a "
+                            "figure (a time, a size, a count) that no close line states.")
+    figure_window: float = Field(default=0.15, ge=0, le=2, description="How far below the best "
+                                 "line's similarity a line may be and still give the figure.")
 
 
 class RetrievalSettings(Group):

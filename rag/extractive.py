@@ -83,6 +83,8 @@ class Candidates:
     best_lexical: float = 0.0
     unknown: float = 0.0  # share of the question's IDF weight on terms no note uses
     facets: np.ndarray | None = None  # units x question parts similarity (multi-part asks)
+    kinds: frozenset[str] = frozenset()  # the kinds of figure asked for ("time", "size", ...)
+    figure_sim: float = -1.0  # best similarity of a line stating a figure of those kinds
 
 
 @dataclass
@@ -178,8 +180,9 @@ def candidates(question: str, qvec: np.ndarray, hits: list[Hit], embedder,
     weights = idf_weights(stems(question), df, max(n_docs, 1))
     total = sum(weights.values()) or 1.0
     unknown = sum(w for t, w in weights.items() if not df.get(t)) / total
+    kinds = frozenset(asked_kinds(question))
     if not units:
-        return Candidates([], weights, unknown=unknown)
+        return Candidates([], weights, unknown=unknown, kinds=kinds)
     for u in units:
         u.terms = stems(f"{lead_of(units, u)} {u.text}")
     parts = []
@@ -198,11 +201,17 @@ def candidates(question: str, qvec: np.ndarray, hits: list[Hit], embedder,
     pool = [u for u in units if u.selectable] or units
     found = Candidates(units, weights, max(u.sim for u in pool),
                        max(u.lexical for u in pool), unknown,
-                       _facets(question, vectors, embedder) if params.w_facet else None)
+                       _facets(question, vectors, embedder) if params.w_facet else None, kinds,
+                       figure_sim(pool, kinds))
     for u, v in zip(units, vectors):
         u.vector = v
     score(found, question, params)
     return found
+
+
+def figure_sim(pool: list[Unit], kinds: frozenset[str]) -> float:
+    """The best similarity among lines that state a figure of an asked kind (-1: none)."""
+    return max((u.sim for u in pool if gives_kind(u.text, set(kinds))), default=-1.0)
 
 
 def score(found: Candidates, question: str, params: ComposeParams) -> None:

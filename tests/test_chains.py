@@ -108,6 +108,16 @@ def test_off_topic_questions_abstain_and_ordinary_capitalised_words_do_not(tutor
 
 
 # --- extractive + JSON schema -------------------------------------------------------------
+def test_a_figure_the_notes_never_state_is_not_answered_with_another_figure(tutor):
+    """The notes cover SQS but never give its retention period: asked "how long", the tutor
+    says so instead of quoting the nearest line; a figure they do state is still answered."""
+    missing = tutor.ask("If nobody ever reads a message sitting in my SQS queue, how long "
+                        "until it quietly disappears?")
+    assert missing.abstained
+    stated = tutor.ask("How long can one Lambda invocation run before it is stopped?")
+    assert not stated.abstained and "15" in stated.answer
+
+
 def test_extractive_json_schema_is_backward_compatible(tutor):
     data = tutor.ask(TOKEN_Q).to_json()
     for key in ("question", "answer", "abstained", "citations", "latency_ms"):
