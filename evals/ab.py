@@ -1,4 +1,5 @@
-"""Blind A/B judging of practice questions: mix two versions' outputs, count the labels.
+"""Blind A/B judging of practice questions and explanations: mix two versions' outputs,
+count the labels.
 
 ``python -m evals.ab mix OLD.jsonl NEW.jsonl FOLDER`` writes ``FOLDER/quiz_outputs_old.jsonl``,
 ``quiz_outputs_new.jsonl``, the mix with random ids and no ``kind``
@@ -30,14 +31,16 @@ def _write(path: Path, rows: list[dict]) -> None:
                     encoding="utf-8")
 
 
-def mix(old: Path, new: Path, folder: Path, seed: int = 0) -> dict[str, int]:
-    """The two versions' questions in one random order under random ids."""
+def mix(old: Path, new: Path, folder: Path, seed: int = 0, what: str = "quiz"
+        ) -> dict[str, int]:
+    """The two versions' outputs (``what``: quiz or explain) in one random order under random
+    ids; a question's kind is hidden."""
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     key, mixed, used = {}, [], set()
     for version, source in zip(VERSIONS, (old, new)):
         rows = [r for r in _rows(source) if "id" in r]  # topics with no question have none
-        _write(folder / f"quiz_outputs_{version}.jsonl", rows)
+        _write(folder / f"{what}_outputs_{version}.jsonl", rows)
         for row in rows:
             rid = f"q{rng.randrange(100000):05d}"
             while rid in used:
@@ -46,8 +49,8 @@ def mix(old: Path, new: Path, folder: Path, seed: int = 0) -> dict[str, int]:
             key[rid] = [version, row["id"]]
             mixed.append({k: v for k, v in row.items() if k != "kind"} | {"id": rid})
     rng.shuffle(mixed)
-    _write(folder / "quiz_outputs_mixed.jsonl", mixed)
-    (folder / "quiz_key.json").write_text(json.dumps(key, indent=0), encoding="utf-8")
+    _write(folder / f"{what}_outputs_mixed.jsonl", mixed)
+    (folder / f"{what}_key.json").write_text(json.dumps(key, indent=0), encoding="utf-8")
     return Counter(v for v, _ in key.values())
 
 
@@ -78,6 +81,29 @@ def count(folder: Path) -> dict[str, dict]:
     return figures
 
 
+def count_explain(folder: Path) -> dict[str, dict]:
+    """Per version: explanations judged, mean score, misleading, and the shares with the
+    chosen option's reason (yes or partly) and the key's reason (yes)."""
+    key = json.loads((folder / "explain_key.json").read_text(encoding="utf-8"))
+    labels: dict[str, list[dict]] = {v: [] for v in VERSIONS}
+    for label in _rows(folder / "explain_labels_mixed.jsonl"):
+        version, oid = key[label["id"]]
+        labels[version].append(label | {"id": oid})
+    figures = {}
+    for version, rows in labels.items():
+        _write(folder / f"explain_labels_{version}.jsonl", rows)
+        n = len(rows) or 1
+        figures[version] = {
+            "judged": len(rows),
+            "score": round(sum(r["score"] for r in rows) / n, 2),
+            "misleading": sum(bool(r["misleading"]) for r in rows),
+            "chosen_reason": round(sum(r["chosen_reason"] in ("yes", "partly")
+                                       for r in rows) / n, 2),
+            "correct_reason": round(sum(r["correct_reason"] == "yes" for r in rows) / n, 2),
+            "readable": round(sum(bool(r["readable"]) for r in rows) / n, 2)}
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
@@ -87,8 +113,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str]) -> int:
-    if argv[:1] == ["mix"] and len(argv) == 4:
-        print(dict(mix(Path(argv[1]), Path(argv[2]), Path(argv[3]))))
+    if argv[:1] in (["mix"], ["mix-explain"]) and len(argv) == 4:
+        what = "explain" if argv[0] == "mix-explain" else "quiz"
+        print(dict(mix(Path(argv[1]), Path(argv[2]), Path(argv[3]), what=what)))
+        return 0
+    if argv[:1] == ["count-explain"] and len(argv) == 2:
+        for version, f in count_explain(Path(argv[1])).items():
+            print(f"{version}: {f}")
         return 0
     if argv[:1] == ["count"] and len(argv) == 2:
         for version, f in count(Path(argv[1])).items():
@@ -97,7 +128,8 @@ def _run(argv: list[str]) -> int:
             for table in ("kinds", "subjects"):
                 print("  " + ", ".join(f"{k} {g}/{n}" for k, (g, n) in sorted(f[table].items())))
         return 0
-    print("usage: python -m evals.ab mix OLD.jsonl NEW.jsonl FOLDER | count FOLDER")
+    print("usage: python -m evals.ab mix|mix-explain OLD.jsonl NEW.jsonl FOLDER | "
+          "count|count-explain FOLDER")
     return 2
 
 

@@ -40,3 +40,28 @@ def test_mixed_questions_hide_their_version_and_count_back(tmp_path):
     unmixed = [json.loads(line) for line in (folder / "quiz_labels_new.jsonl").open()]
     assert {x["id"] for x in unmixed} == {"a", "c", "d"}
     assert next(x for x in unmixed if x["id"] == "d")["duplicate_of"] == "a"
+
+
+def test_mixed_explanations_count_back_per_version(tmp_path):
+    from evals.ab import count_explain
+
+    def explanation(xid):
+        return {"id": xid, "question": f"Q {xid}?", "chosen": "A", "key": "B"}
+
+    old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    old.write_text("".join(json.dumps(explanation(x)) + "\n" for x in ("x1", "x2")))
+    new.write_text("".join(json.dumps(explanation(x)) + "\n" for x in ("x1", "x2")))
+    folder = tmp_path / "ab"
+    assert mix(old, new, folder, what="explain") == {"old": 2, "new": 2}
+    key = json.loads((folder / "explain_key.json").read_text())
+    labels = [{"id": rid, "score": 4 if version == "new" else 2, "misleading": version == "old",
+               "chosen_reason": "partly" if oid == "x1" else "no", "correct_reason": "yes",
+               "readable": True} for rid, (version, oid) in key.items()]
+    (folder / "explain_labels_mixed.jsonl").write_text(
+        "".join(json.dumps(x) + "\n" for x in labels))
+    figures = count_explain(folder)
+    assert figures["new"] == {"judged": 2, "score": 4.0, "misleading": 0, "chosen_reason": 0.5,
+                              "correct_reason": 1.0, "readable": 1.0}
+    assert figures["old"]["misleading"] == 2 and figures["old"]["score"] == 2.0
+    assert {x["id"] for x in map(json.loads, (folder / "explain_labels_old.jsonl").open())} \
+        == {"x1", "x2"}
