@@ -392,6 +392,9 @@ class QuizSettings(Group):
                                   "says this much the same is not wrong.")
     same_terms: float = Field(default=0.5, description="A distractor one of whose own note "
                               "lines writes this share of the stem's words is not wrong.")
+    common_share: float = Field(default=0.10, ge=0, le=1, description="A topic word in more "
+                                "than this share of the passages names the field, not the "
+                                "topic: a question's line must share one of the others.")
     topic_min: float = Field(default=0.35, description="A source line must be this close to the "
                              "topic phrase (or name its terms).")
     kind_min: float = Field(default=0.35, description="Mean-line-vector similarity of two names "

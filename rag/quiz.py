@@ -49,7 +49,8 @@ from rag.evidence import (BOUND, SCENARIO_LINE, VectorCache, clauses_of, heading
 from rag.extractive import lead_of, split_units
 from rag.generation.registry import writes
 from rag.models import Chunk, Hit, Passage
-from rag.text import STOP, as_sentence, clauses, content_terms, sentences, strip_markup
+from rag.text import (STOP, as_sentence, clauses, content_terms, sentences, strip_markup,
+                      term_pairs)
 
 log = logging.getLogger(__name__)
 Source = Literal["harvested", "which-fits", "true-statement", "true-false", "generated"]
@@ -99,6 +100,13 @@ _FREQUENCY = re.compile(rf"\b{_OFTEN}\s+$", re.IGNORECASE)
 _DENIABLE = re.compile(r"\b(is|are|was|were|can|will|should|must|ha[sd](?=\s+(?:been|\w+ed)\b))\b"
                        rf"(?!\s+{_OFTEN}\b)")
 _RELATIVE = re.compile(r"\b(which|that|who|where|when|only)\b", re.IGNORECASE)
+# Sentences whose denial is no opposite: a condition ("If X, then Y"), existence ("There are"),
+# a whole class ("all instances are ..."), a comparison ("are two different things").
+_UNDENIABLE = re.compile(r"^(?:if|when|unless|once|while|there\s+(?:is|are|was|were))\b",
+                         re.IGNORECASE)
+_WHOLE_CLASS = re.compile(r"\b(?:all|every|each|both|none)\b", re.IGNORECASE)
+_COMPARED = re.compile(r"^\s*(?:not\s+)?(?:very\s+|quite\s+|so\s+)?(?:\w+\s+)?"
+                       r"(?:different|same|similar|alike|like|unlike|more|less)\b", re.IGNORECASE)
 _SOME = re.compile(r"^(?:some|one|many|most|several|a few|a lot of|certain|often)\b",
                    re.IGNORECASE)
 _DEFINES = re.compile(r"^(?:(?:the|an?)\s+)?(?:[\w()/@-]+\s+){1,5}(?:is|are)(?: not)?\s+"
@@ -571,9 +579,13 @@ def _stands_alone(text: str) -> bool:
 def _flipped(text: str) -> str | None:
     """The sentence made false by turning its one verb the other way: "can help" -> "cannot
     help", "supports" -> "does not support", "is not" -> "is"; None when it has no such verb,
-    more than one denial, or a frequency ("is always": "not always" is no opposite)."""
-    if _SOME.match(text):
+    more than one denial, a frequency ("is always": "not always" is no opposite), a definition
+    ("X is a Y") or a sentence whose denial is no opposite (``_UNDENIABLE``, a whole class, a
+    comparison)."""
+    if _SOME.match(text) or _UNDENIABLE.match(text):
         return None  # "some X are not Y" does not deny "some X are Y"
+    if _DEFINES.match(text) and not is_negative(text):
+        return None  # judged blind: "X is not a managed Y" tests nothing (4 good of 12)
     if is_negative(text):
         found = list(_DENIAL_OF.finditer(text))
         if len(found) != 1:
@@ -584,8 +596,9 @@ def _flipped(text: str) -> str | None:
         out = f"{text[:m.start()]}{_cased(word, m.group(0))}{text[m.end():]}"
         return None if is_negative(out) else out
     m = _DENIABLE.search(text) or _VERB_S.search(text)
-    if m and (_RELATIVE.search(text[:m.start()]) or _FREQUENCY.search(text[:m.start()])):
-        return None  # the verb of a relative clause, or "almost always works"
+    if m and (_RELATIVE.search(text[:m.start()]) or _FREQUENCY.search(text[:m.start()])
+              or _WHOLE_CLASS.search(text[:m.start()]) or _COMPARED.match(text[m.end():])):
+        return None  # a relative clause's verb, "almost always works", "all are", "is like"
     if m and m.re is _DENIABLE:
         word = m.group(1)
         out = f"{text[:m.start()]}{word}{'not' if word.lower() == 'can' else ' not'}" \
@@ -1181,6 +1194,7 @@ class QuizMaker:
             # its headings, its text or its subject: "telescope mirror coatings" is not any
             # line under a "Telescopes" heading.
             needed = min(2, len(topic_terms))
+            naming, pairs = self._naming_words(topic_terms), term_pairs(topic)
             for ln, sim in zip(lines, sims):
                 named = len(topic_terms & _words(f"{ln.chunk.heading} {ln.family} "
                                                  f"{ln.subject} {ln.text}"))
@@ -1188,6 +1202,12 @@ class QuizMaker:
                 # topic (judged blind: "deep learning enables new art" for CNN padding)
                 here = topic_terms & _words(ln.section)
                 own = here | topic_terms & _words(f"{ln.subject} {ln.text}")
+                # ...and one that names the topic ("Snowball", not "data", in "Snowball data
+                # migration": judged blind, DataSync lines were off topic there), or two of
+                # its words in a row ("user data")
+                if not own & naming and not pairs & term_pairs(
+                        f"{ln.section}\n{ln.subject}\n{ln.text}"):
+                    own = set()
                 # a section named after the topic is more on topic than its parent's others
                 ln.topic_sim = float(sim) + 0.1 * min(named, 2) \
                     + 0.2 * len(here) / len(topic_terms) if named >= needed and own else 0.0
@@ -1230,8 +1250,6 @@ class QuizMaker:
                 ln.subject, stem=stem, options=options, answer_index=idx,
                 explanation=" ".join(as_sentence(w) for w in why),
                 passage=Passage.from_chunk(ln.chunk), source=kind))
-        # A denied definition ("X is not a Y") was judged trivial: other statements first.
-        by_kind["true-false"].sort(key=lambda q: bool(_DEFINES.match(q.statement)))
         # Judged blind (evals/judging/): statements about figures were good most often.
         order = ["true-statement", "true-false", "harvested", "which-fits"]
         out: list[Question] = []
@@ -1240,6 +1258,16 @@ class QuizMaker:
                 if by_kind[k]:
                     out.append(by_kind[k].pop(0))
         return out
+
+    def _naming_words(self, terms: set[str]) -> set[str]:
+        """The topic's words that name it rather than its field: those fewer than
+        ``quiz.common_share`` of the passages use (at least the rarest one)."""
+        df = self.index.term_df()
+        count = {t: df.get(t, 0) for t in terms}
+        if not count:
+            return set()
+        common = self.tutor.settings.quiz.common_share * max(len(self.index.chunks()), 1)
+        return {t for t, n in count.items() if n <= max(common, min(count.values()))}
 
     def _about_topic(self, line: _Line, topic_terms: set[str]) -> bool:
         """A statement is about the topic unless it names another thing first (judged blind:

@@ -373,6 +373,21 @@ def test_a_false_statement_turns_the_verb_of_a_note_sentence_the_other_way():
     assert not _stands_alone("Port provisioning is quick but the cross-connect takes longer.")
 
 
+def test_no_false_statement_from_a_sentence_whose_denial_is_no_opposite():
+    """Judged blind, these denials were no opposites ("are not two different things", "There
+    are not a generalization", "If parameters are not encrypted, then ...")."""
+    from rag.quiz import _flipped
+
+    for text in ("There is a generalization of logistic regression called softmax.",
+                 "If parameters are encrypted, then KMS is involved.",
+                 "In multi-master mode, all instances are read/write.",
+                 "CloudWatch Alarms and CloudWatch Events are two different things.",
+                 "Aurora Architecture is very different from RDS.",
+                 "API Gateway is a managed API endpoint service."):  # a definition denied
+        assert _flipped(text) is None, text
+    assert _flipped("VGW is highly available by design.") == "VGW is not highly available by design."
+
+
 def test_a_denied_statement_is_not_supported_by_the_line_it_denies(maker):
     questions = [q for q in maker.candidates("CloudFront and Global Accelerator")
                  if q.source == "true-false"]
