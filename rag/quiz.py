@@ -95,6 +95,7 @@ _DENIAL_OF = re.compile(
     rf"wasn't|weren't|shouldn't)\b", re.IGNORECASE)
 _AFFIRMED = {"can't": "can", "won't": "will", "isn't": "is", "aren't": "are", "wasn't": "was",
              "weren't": "were", "shouldn't": "should", "cannot": "can"}
+_DENIAL_TERMS = {*_AFFIRMED, "not", "no", "doesn't", "don't"}
 _OFTEN = r"(?:always|never|only|often|usually|mostly|generally|typically|rarely|sometimes)"
 _FREQUENCY = re.compile(rf"\b{_OFTEN}\s+$", re.IGNORECASE)
 _DENIABLE = re.compile(r"\b(is|are|was|were|can|will|should|must|ha[sd](?=\s+(?:been|\w+ed)\b))\b"
@@ -104,6 +105,8 @@ _RELATIVE = re.compile(r"\b(which|that|who|where|when|only)\b", re.IGNORECASE)
 # a whole class ("all instances are ..."), a comparison ("are two different things").
 _UNDENIABLE = re.compile(r"^(?:if|when|unless|once|while|there\s+(?:is|are|was|were))\b",
                          re.IGNORECASE)
+# A topic phrase that lists things ("Sigmoid, tanh and ReLU"), not one thing's name.
+_TOPIC_LIST = re.compile(r",|;|\band\b|\bor\b|\bvs\b|\bversus\b|/|&", re.IGNORECASE)
 _WHOLE_CLASS = re.compile(r"\b(?:all|every|each|both|none)\b", re.IGNORECASE)
 _COMPARED = re.compile(r"^\s*(?:not\s+)?(?:very\s+|quite\s+|so\s+)?(?:\w+\s+)?"
                        r"(?:different|same|similar|alike|like|unlike|more|less)\b", re.IGNORECASE)
@@ -155,9 +158,10 @@ class Question(BaseModel):
     @property
     def fact(self) -> frozenset[str] | str:
         """What it tests, so a set tests each thing once: the answer's own words (a
-        true-false question: its statement's)."""
+        true-false question: its statement's, either way round: a line asked as it is and
+        denied is one fact)."""
         if self.source == "true-false":
-            return frozenset(stems(self.statement))
+            return frozenset(stems(self.statement) - _DENIAL_TERMS)
         return frozenset(stems(self.answer) - stems(self.stem)) or self.answer.lower()
 
     @field_validator("stem", "explanation")
@@ -564,6 +568,15 @@ def _below(units, k: int) -> list[int]:
         out.append(c)
         todo[:0] = units[c].children
     return out
+
+
+def _acronym(topic: str) -> str | None:
+    """The initials of a name of three or more words ("Gated recurrent unit" -> "GRU"), which
+    notes often write instead of it; None for a shorter phrase or a list."""
+    words = content_terms(topic.replace("-", " "))
+    if len(words) < 3 or _TOPIC_LIST.search(topic):
+        return None
+    return "".join(w[0] for w in words).upper()
 
 
 def _stands_alone(text: str) -> bool:
@@ -1194,7 +1207,16 @@ class QuizMaker:
             # its headings, its text or its subject: "telescope mirror coatings" is not any
             # line under a "Telescopes" heading.
             needed = min(2, len(topic_terms))
-            naming, pairs = self._naming_words(topic_terms), term_pairs(topic)
+            # one thing ("KMS key rotation") needs all its naming words; a list ("Lambda
+            # limits: timeout, memory and storage") one of any item's, an item of common words
+            # alone ("storage") being its own name
+            parts = [p for p in _TOPIC_LIST.split(topic) if p.strip()]
+            listed = len(parts) > 1
+            naming = set().union(*(self._naming_words(_words(p)) for p in parts)) \
+                if listed else self._naming_words(topic_terms)
+            pairs = term_pairs(topic)
+            required = {t for t in naming if "-" not in t} or naming  # "Intelligent Tiering"
+            short = _acronym(topic)  # "GRU" names "Gated recurrent unit"
             for ln, sim in zip(lines, sims):
                 named = len(topic_terms & _words(f"{ln.chunk.heading} {ln.family} "
                                                  f"{ln.subject} {ln.text}"))
@@ -1202,11 +1224,13 @@ class QuizMaker:
                 # topic (judged blind: "deep learning enables new art" for CNN padding)
                 here = topic_terms & _words(ln.section)
                 own = here | topic_terms & _words(f"{ln.subject} {ln.text}")
-                # ...and one that names the topic ("Snowball", not "data", in "Snowball data
-                # migration": judged blind, DataSync lines were off topic there), or two of
-                # its words in a row ("user data")
-                if not own & naming and not pairs & term_pairs(
-                        f"{ln.section}\n{ln.subject}\n{ln.text}"):
+                # ...and the words that name the topic ("Snowball", not "data", in "Snowball
+                # data migration": judged blind, DataSync lines were off topic there; "KMS" and
+                # "rotation" in "KMS key rotation"), or two of its words in a row ("user data")
+                names = own & naming if listed else required <= own
+                said = f"{ln.section}\n{ln.subject}\n{ln.text}"
+                if not names and not pairs & term_pairs(said) and not (
+                        short and re.search(rf"\b{short}\b", said)):
                     own = set()
                 # a section named after the topic is more on topic than its parent's others
                 ln.topic_sim = float(sim) + 0.1 * min(named, 2) \

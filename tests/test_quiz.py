@@ -182,6 +182,25 @@ def test_true_false_statements_say_the_notes_figure_or_one_changed(maker):
         Question(**{**q.model_dump(), "options": ["True", "False", "Maybe", "No"]})
 
 
+def test_a_line_asked_as_it_is_and_denied_is_one_fact():
+    """Judged blind: a set asked "Destination can be S3" and "Destination cannot be S3"."""
+    told = Passage(file="notes.md", heading="VPC Flow Logs", start_line=1, end_line=1,
+                   text="- Destination can be S3 or CloudWatch Logs")
+    asked = [Question(id=f"tf{i}", topic="VPC flow logs", stem="True or false, according to "
+                      f"your notes on VPC Flow Logs? {text}", options=["True", "False"],
+                      answer_index=i, explanation="x", passage=told, source="true-false")
+             for i, text in enumerate(("Destination can be S3 or CloudWatch Logs.",
+                                       "Destination cannot be S3 or CloudWatch Logs."))]
+    assert asked[0].fact == asked[1].fact
+
+
+def test_a_one_thing_topic_needs_all_the_words_that_name_it(maker):
+    """"VPC flow logs" names one thing: a VPC Peering line about "traffic flow" is not on it
+    (a list topic, "Sigmoid, tanh and ReLU", takes a line naming any of its items)."""
+    questions = maker.candidates("VPC flow logs")
+    assert questions and all("flow log" in q.passage.heading.lower() for q in questions)
+
+
 def test_a_topic_the_notes_do_not_cover_is_one_line(maker):
     with pytest.raises(QuizError, match="don't cover") as info:
         maker.make("Quantum Basket Weaving", 2)
