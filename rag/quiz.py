@@ -592,13 +592,10 @@ def _stands_alone(text: str) -> bool:
 def _flipped(text: str) -> str | None:
     """The sentence made false by turning its one verb the other way: "can help" -> "cannot
     help", "supports" -> "does not support", "is not" -> "is"; None when it has no such verb,
-    more than one denial, a frequency ("is always": "not always" is no opposite), a definition
-    ("X is a Y") or a sentence whose denial is no opposite (``_UNDENIABLE``, a whole class, a
-    comparison)."""
+    more than one denial, a frequency ("is always": "not always" is no opposite) or a sentence
+    whose denial is no opposite (``_UNDENIABLE``, a whole class, a comparison)."""
     if _SOME.match(text) or _UNDENIABLE.match(text):
         return None  # "some X are not Y" does not deny "some X are Y"
-    if _DEFINES.match(text) and not is_negative(text):
-        return None  # judged blind: "X is not a managed Y" tests nothing (4 good of 12)
     if is_negative(text):
         found = list(_DENIAL_OF.finditer(text))
         if len(found) != 1:
@@ -1274,6 +1271,8 @@ class QuizMaker:
                 ln.subject, stem=stem, options=options, answer_index=idx,
                 explanation=" ".join(as_sentence(w) for w in why),
                 passage=Passage.from_chunk(ln.chunk), source=kind))
+        # A denied definition ("X is not a Y") was judged trivial: other statements first.
+        by_kind["true-false"].sort(key=lambda q: bool(_DEFINES.match(q.statement)))
         # Judged blind (evals/judging/): statements about figures were good most often.
         order = ["true-statement", "true-false", "harvested", "which-fits"]
         out: list[Question] = []
