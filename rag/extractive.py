@@ -27,7 +27,7 @@ import numpy as np
 from rag.chunking import clean_heading
 from rag.config import ComposeParams
 from rag.models import Chunk, Hit
-from rag.quantities import asked_kinds, asks_figure, gives_kind
+from rag.quantities import asked_kinds, asks_figure, demanded_kinds, gives_kind
 from rag.text import (HEADING, as_sentence, content_terms, idf_weights, question_parts,
                       sentences, stems, strip_markup)
 
@@ -83,7 +83,7 @@ class Candidates:
     best_lexical: float = 0.0
     unknown: float = 0.0  # share of the question's IDF weight on terms no note uses
     facets: np.ndarray | None = None  # units x question parts similarity (multi-part asks)
-    kinds: frozenset[str] = frozenset()  # the kinds of figure asked for ("time", "size", ...)
+    kinds: frozenset[str] = frozenset()  # kinds of figure it demands ("how long": "time")
     figure_sim: float = -1.0  # best similarity of a line stating a figure of those kinds
 
 
@@ -180,7 +180,7 @@ def candidates(question: str, qvec: np.ndarray, hits: list[Hit], embedder,
     weights = idf_weights(stems(question), df, max(n_docs, 1))
     total = sum(weights.values()) or 1.0
     unknown = sum(w for t, w in weights.items() if not df.get(t)) / total
-    kinds = frozenset(asked_kinds(question))
+    kinds = frozenset(demanded_kinds(question))
     if not units:
         return Candidates([], weights, unknown=unknown, kinds=kinds)
     for u in units:

@@ -166,6 +166,20 @@ def asked_kinds(question: str) -> set[str]:
     return kinds
 
 
+# A question that asks for a figure in so many words, not one that only names a thing whose
+# value is a figure ("What format must the TTL attribute use?").
+_ASKS_HOW = re.compile(
+    r"\bhow (?:long|many|much|big|large|small|often|soon|quickly|fast)\b"
+    r"|\b(?:biggest|largest|smallest|longest|shortest|maximum|minimum|max|min)\b",
+    re.IGNORECASE)
+
+
+def demanded_kinds(question: str) -> set[str]:
+    """The kinds of figure a question explicitly asks for ("how long", "the biggest"): the
+    answer must state one (abstention); :func:`asked_kinds` is the looser hint for ranking."""
+    return asked_kinds(question) if _ASKS_HOW.search(question) else set()
+
+
 def gives_kind(text: str, kinds: set[str]) -> bool:
     """Whether a line states a figure of one of these kinds (a count: any whole number)."""
     if not kinds:

@@ -45,3 +45,14 @@ def test_the_kind_of_figure_a_question_asks_for():
     assert not gives_kind("Objects can be up to 5 TB", {"time"})
     assert gives_kind("Up to 5 read replicas per database", {"count"})
     assert not gives_kind("Replicas are asynchronous", {"count"})
+
+
+def test_only_a_question_that_asks_for_a_figure_demands_one():
+    """Abstention refuses a figure question whose figure no close line states; naming a thing
+    whose value is a figure ("the TTL attribute") asks for no figure."""
+    from rag.quantities import demanded_kinds
+
+    assert demanded_kinds("What format must the DynamoDB TTL attribute use?") == set()
+    assert demanded_kinds("How long until an unread SQS message disappears?") == {"time"}
+    assert demanded_kinds("What's the biggest single file EFS will store?") == {"size"}
+    assert demanded_kinds("How many TLS certificates can one listener hold?") == {"count"}
