@@ -148,7 +148,7 @@ def sweep_composer(data: dict[str, list]) -> tuple[ComposeParams, list]:
 
 # The ceilings on false abstention per subject (answerable questions refused).
 MAX_FALSE = {"aws": 0.05, "dl": 0.10}
-SHARED_FLOOR = 0.11
+SHARED_FLOOR = AbstainSettings().threshold
 
 
 def sweep_abstention(data: dict[str, list], passages: int) -> tuple:

@@ -211,7 +211,10 @@ def candidates(question: str, qvec: np.ndarray, hits: list[Hit], embedder,
 
 def figure_sim(pool: list[Unit], kinds: frozenset[str]) -> float:
     """The best similarity among lines that state a figure of an asked kind (-1: none)."""
-    return max((u.sim for u in pool if gives_kind(u.text, set(kinds))), default=-1.0)
+    if not kinds:
+        return -1.0  # most questions ask for no figure: no line is read
+    wanted = set(kinds)
+    return max((u.sim for u in pool if gives_kind(u.text, wanted)), default=-1.0)
 
 
 def score(found: Candidates, question: str, params: ComposeParams) -> None:

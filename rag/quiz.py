@@ -55,8 +55,10 @@ from rag.text import (STOP, as_sentence, clauses, content_terms, sentences, stri
 log = logging.getLogger(__name__)
 Source = Literal["harvested", "which-fits", "true-statement", "true-false", "generated"]
 TRUE_FALSE = ["True", "False"]
-_LISTED = re.compile(r"^\s*(?:,|;|/|&|and|or|vs\.?|versus|,\s*and|,\s*or|\bnor)\s*$",
-                     re.IGNORECASE)
+# What separates listed names ("A, B and C", "A vs B"): between two names, or in a topic phrase.
+_SEPARATOR = r"(?:,|;|/|&|\band\b|\bor\b|\bvs\b\.?|\bversus\b|\bnor\b)"
+_LISTED = re.compile(rf"^\s*(?:{_SEPARATOR}|,\s*and|,\s*or)\s*$", re.IGNORECASE)
+_TOPIC_LIST = re.compile(_SEPARATOR, re.IGNORECASE)  # "Sigmoid, tanh and ReLU": a list
 _GENERIC_HEADING = re.compile(
     r"^(understanding|analy[sz]ing|why|key points|conclusion|correct solution|comparison|"
     r"example|importance|factors|alternatives|choosing|questions|resources|table of contents|"
@@ -105,8 +107,6 @@ _RELATIVE = re.compile(r"\b(which|that|who|where|when|only)\b", re.IGNORECASE)
 # a whole class ("all instances are ..."), a comparison ("are two different things").
 _UNDENIABLE = re.compile(r"^(?:if|when|unless|once|while|there\s+(?:is|are|was|were))\b",
                          re.IGNORECASE)
-# A topic phrase that lists things ("Sigmoid, tanh and ReLU"), not one thing's name.
-_TOPIC_LIST = re.compile(r",|;|\band\b|\bor\b|\bvs\b|\bversus\b|/|&", re.IGNORECASE)
 _WHOLE_CLASS = re.compile(r"\b(?:all|every|each|both|none)\b", re.IGNORECASE)
 _COMPARED = re.compile(r"^\s*(?:not\s+)?(?:very\s+|quite\s+|so\s+)?(?:\w+\s+)?"
                        r"(?:different|same|similar|alike|like|unlike|more|less)\b", re.IGNORECASE)
@@ -570,13 +570,36 @@ def _below(units, k: int) -> list[int]:
     return out
 
 
-def _acronym(topic: str) -> str | None:
-    """The initials of a name of three or more words ("Gated recurrent unit" -> "GRU"), which
-    notes often write instead of it; None for a shorter phrase or a list."""
-    words = content_terms(topic.replace("-", " "))
-    if len(words) < 3 or _TOPIC_LIST.search(topic):
-        return None
-    return "".join(w[0] for w in words).upper()
+def _acronym(name: str) -> re.Pattern | None:
+    """The initials of a name of three or more words as a word to find ("Gated recurrent
+    unit" -> "GRU"), which notes often write instead of it; None for a shorter name."""
+    words = content_terms(name.replace("-", " "))
+    return re.compile(rf"\b{''.join(w[0] for w in words).upper()}\b") if len(words) >= 3 \
+        else None
+
+
+@dataclass(frozen=True)
+class _TopicNames:
+    """What a line must write to be about a topic phrase. A topic that names one thing
+    ("KMS key rotation") needs every word that names it — one fewer than
+    ``quiz.common_share`` of the passages use, so not "key" — or its initials ("GRU" for
+    "Gated recurrent unit"). A list ("Lambda limits: timeout, memory and storage") needs a
+    word naming one of its items (an item of common words alone, "storage", names itself).
+    Either way two of the topic's words in a row do ("user data"). Judged blind: DataSync
+    lines for "Snowball data migration", VPC Peering's "traffic flow" for "VPC flow logs"."""
+
+    listed: bool
+    naming: frozenset[str]  # a list: any of them; one thing: all of them
+    pairs: frozenset[str]
+    initials: re.Pattern | None
+
+    def named_by(self, own: set[str], said: str) -> bool:
+        """``own``: the topic's words in the line, its section or its subject; ``said``: that
+        text."""
+        if own & self.naming if self.listed else self.naming <= own:
+            return True
+        return bool(self.pairs & term_pairs(said)) or bool(
+            self.initials and self.initials.search(said))
 
 
 def _stands_alone(text: str) -> bool:
@@ -1204,16 +1227,7 @@ class QuizMaker:
             # its headings, its text or its subject: "telescope mirror coatings" is not any
             # line under a "Telescopes" heading.
             needed = min(2, len(topic_terms))
-            # one thing ("KMS key rotation") needs all its naming words; a list ("Lambda
-            # limits: timeout, memory and storage") one of any item's, an item of common words
-            # alone ("storage") being its own name
-            parts = [p for p in _TOPIC_LIST.split(topic) if p.strip()]
-            listed = len(parts) > 1
-            naming = set().union(*(self._naming_words(_words(p)) for p in parts)) \
-                if listed else self._naming_words(topic_terms)
-            pairs = term_pairs(topic)
-            required = {t for t in naming if "-" not in t} or naming  # "Intelligent Tiering"
-            short = _acronym(topic)  # "GRU" names "Gated recurrent unit"
+            names = self._topic_names(topic)
             for ln, sim in zip(lines, sims):
                 named = len(topic_terms & _words(f"{ln.chunk.heading} {ln.family} "
                                                  f"{ln.subject} {ln.text}"))
@@ -1221,13 +1235,8 @@ class QuizMaker:
                 # topic (judged blind: "deep learning enables new art" for CNN padding)
                 here = topic_terms & _words(ln.section)
                 own = here | topic_terms & _words(f"{ln.subject} {ln.text}")
-                # ...and the words that name the topic ("Snowball", not "data", in "Snowball
-                # data migration": judged blind, DataSync lines were off topic there; "KMS" and
-                # "rotation" in "KMS key rotation"), or two of its words in a row ("user data")
-                names = own & naming if listed else required <= own
-                said = f"{ln.section}\n{ln.subject}\n{ln.text}"
-                if not names and not pairs & term_pairs(said) and not (
-                        short and re.search(rf"\b{short}\b", said)):
+                # ...and the words that name the topic (``_TopicNames``)
+                if not names.named_by(own, f"{ln.section}\n{ln.subject}\n{ln.text}"):
                     own = set()
                 # a section named after the topic is more on topic than its parent's others
                 ln.topic_sim = float(sim) + 0.1 * min(named, 2) \
@@ -1281,6 +1290,15 @@ class QuizMaker:
                 if by_kind[k]:
                     out.append(by_kind[k].pop(0))
         return out
+
+    def _topic_names(self, topic: str) -> _TopicNames:
+        parts = [p for p in _TOPIC_LIST.split(topic) if p.strip()]
+        listed = len(parts) > 1
+        naming = set().union(*(self._naming_words(_words(p)) for p in parts))
+        if not listed:  # "Intelligent-Tiering" is written as two words too
+            naming = {t for t in naming if "-" not in t} or naming
+        return _TopicNames(listed, frozenset(naming), frozenset(term_pairs(topic)),
+                           None if listed else _acronym(topic))
 
     def _naming_words(self, terms: set[str]) -> set[str]:
         """The topic's words that name it rather than its field: those fewer than
